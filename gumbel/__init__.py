@@ -1,0 +1,20 @@
+"""gumbel: Gumbel-Softmax / Concrete relaxations and gradient estimators in JAX."""
+
+from gumbel.distributions import bernoulli_kl
+from gumbel.distributions import binary_concrete_log_prob
+from gumbel.distributions import categorical_kl
+from gumbel.distributions import check_temperature
+from gumbel.distributions import concrete_log_prob
+from gumbel.distributions import exp_concrete_log_prob
+from gumbel.distributions import gumbel_from_uniform
+from gumbel.distributions import gumbel_max
+from gumbel.distributions import gumbel_softmax
+from gumbel.distributions import logistic_from_uniform
+from gumbel.distributions import relaxed_bernoulli
+from gumbel.distributions import sample_gumbel
+from gumbel.distributions import sample_logistic
+from gumbel.distributions import straight_through
+from gumbel.schedules import constant_temperature
+from gumbel.schedules import exponential_temperature
+
+__version__ = '0.1.0'
