@@ -14,6 +14,10 @@ from gumbel.distributions import relaxed_bernoulli
 from gumbel.distributions import sample_gumbel
 from gumbel.distributions import sample_logistic
 from gumbel.distributions import straight_through
+from gumbel.diagnostics import gradient_variance
+from gumbel.estimators import ESTIMATORS
+from gumbel.estimators import Estimator
+from gumbel.estimators import get_estimator
 from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
 
