@@ -85,6 +85,12 @@ def _compute_dtype(dtype) -> jnp.dtype:
   return jnp.promote_types(dtype, jnp.float32)
 
 
+def _float_result_type(*args) -> jnp.dtype:
+  """The promoted dtype of `args`, or float32 if that is not floating."""
+  dtype = jnp.result_type(*args)
+  return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32)
+
+
 def _temperature_for(temperature, batch_shape: Sequence[int], axis, dtype):
   """Reshapes a temperature that broadcasts against `batch_shape`.
 
@@ -102,12 +108,14 @@ def _temperature_for(temperature, batch_shape: Sequence[int], axis, dtype):
   if tau.ndim == 0:
     return tau
   try:
-    np.broadcast_shapes(tau.shape, tuple(batch_shape))
+    broadcast_ok = np.broadcast_shapes(tau.shape, tuple(batch_shape)) == tuple(batch_shape)
   except ValueError:
+    broadcast_ok = False
+  if not broadcast_ok:
     raise ValueError(
-        f'temperature of shape {tau.shape} does not broadcast against the batch '
+        f'temperature of shape {tau.shape} does not broadcast to the batch '
         f'shape {tuple(batch_shape)} (the logits shape without the category '
-        'axis).') from None
+        'axis).')
   if tau.ndim > len(batch_shape):
     raise ValueError(
         f'temperature of shape {tau.shape} has more dimensions than the batch '
@@ -141,7 +149,8 @@ def gumbel_from_uniform(u: ArrayLike) -> Array:
   """
   u = jnp.asarray(u)
   finfo = jnp.finfo(u.dtype)
-  u = jnp.clip(u, finfo.tiny, 1.0 - finfo.eps)
+  # The bound in u's dtype: for bfloat16, 1.0 - finfo.eps is a NumPy float32.
+  u = jnp.clip(u, finfo.tiny, jnp.asarray(1.0 - finfo.eps, u.dtype))
   return -jnp.log(-jnp.log(u))
 
 
@@ -162,7 +171,8 @@ def logistic_from_uniform(u: ArrayLike) -> Array:
   """
   u = jnp.asarray(u)
   finfo = jnp.finfo(u.dtype)
-  u = jnp.clip(u, finfo.tiny, 1.0 - finfo.eps)
+  # The bound in u's dtype: for bfloat16, 1.0 - finfo.eps is a NumPy float32.
+  u = jnp.clip(u, finfo.tiny, jnp.asarray(1.0 - finfo.eps, u.dtype))
   return jnp.log(u) - jnp.log1p(-u)
 
 
@@ -368,16 +378,18 @@ def exp_concrete_log_prob(
   """
   log_x = jnp.asarray(log_x)
   logits = jnp.asarray(logits)
-  axis = _check_logits(log_x, axis, 'log_x')
-  dtype = jnp.result_type(log_x, logits)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    dtype = jnp.float32
+  # A negative axis counts from the end, so it stays valid after broadcasting.
+  axis = _check_logits(log_x, axis, 'log_x') - log_x.ndim
+  dtype = _float_result_type(log_x, logits)
   compute = _compute_dtype(dtype)
-  n = log_x.shape[axis]
   shape = np.broadcast_shapes(log_x.shape, logits.shape)
+  axis += len(shape)
+  n = shape[axis]
   batch_shape = shape[:axis] + shape[axis + 1:]
   tau = _temperature_for(temperature, batch_shape, axis, compute)
-  z = logits.astype(compute) - tau * log_x.astype(compute)
+  # Broadcast explicitly: rank promotion may be disabled.
+  log_x = jnp.broadcast_to(log_x.astype(compute), shape)
+  z = jnp.broadcast_to(logits.astype(compute), shape) - tau * log_x
   log_norm = math.lgamma(n) + (n - 1) * jnp.log(jnp.squeeze(tau, axis) if tau.ndim else tau)
   out = log_norm + jnp.sum(z, axis=axis) - n * jax.nn.logsumexp(z, axis=axis)
   return out.astype(dtype)
@@ -415,8 +427,10 @@ def concrete_log_prob(
   axis = _check_logits(x, axis, 'x')
   compute = _compute_dtype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
   log_x = jnp.log(jnp.maximum(x.astype(compute), jnp.finfo(compute).tiny))
-  out = exp_concrete_log_prob(log_x, logits, temperature, axis) - jnp.sum(log_x, axis=axis)
-  return out.astype(jnp.result_type(x, jnp.asarray(logits), jnp.float16))
+  log_prob = exp_concrete_log_prob(log_x, logits, temperature, axis)
+  # The batch shape of x broadcasts (right-aligned) against that of log_prob.
+  out = log_prob - jnp.broadcast_to(jnp.sum(log_x, axis=axis), log_prob.shape)
+  return out.astype(_float_result_type(x, logits))
 
 
 def binary_concrete_log_prob(
@@ -445,14 +459,15 @@ def binary_concrete_log_prob(
   """
   x = jnp.asarray(x)
   logits = jnp.asarray(logits)
-  dtype = jnp.result_type(x, logits, jnp.float16)
+  dtype = _float_result_type(x, logits)
   compute = _compute_dtype(dtype)
   shape = np.broadcast_shapes(x.shape, logits.shape)
   tau = _temperature_for(temperature, shape, None, compute)
   finfo = jnp.finfo(compute)
-  x = jnp.clip(x.astype(compute), finfo.tiny, 1.0 - finfo.eps)
+  # Broadcast explicitly: rank promotion may be disabled.
+  x = jnp.broadcast_to(jnp.clip(x.astype(compute), finfo.tiny, 1.0 - finfo.eps), shape)
   log_x, log_1mx = jnp.log(x), jnp.log1p(-x)
-  logits = logits.astype(compute)
+  logits = jnp.broadcast_to(logits.astype(compute), shape)
   out = (jnp.log(tau) + logits - (tau + 1) * log_x + (tau - 1) * log_1mx
          - 2 * jax.nn.softplus(logits - tau * (log_x - log_1mx)))
   return out.astype(dtype)
@@ -485,10 +500,10 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
   logits_q = jnp.asarray(logits_q)
   logits_p = jnp.asarray(logits_p)
   axis = _check_logits(logits_q, axis, 'logits_q')
-  dtype = jnp.result_type(logits_q, jnp.float16)
+  dtype = _float_result_type(logits_q)
   compute = _compute_dtype(dtype)
-  if logits_p.ndim == 0:
-    logits_p = jnp.broadcast_to(logits_p, logits_q.shape)
+  # Explicitly, and before the softmax over `axis` (an axis of logits_q).
+  logits_p = jnp.broadcast_to(logits_p, logits_q.shape)
   log_q = jax.nn.log_softmax(logits_q.astype(compute), axis=axis)
   log_p = jax.nn.log_softmax(logits_p.astype(compute), axis=axis)
   q = jnp.exp(log_q)
@@ -507,10 +522,13 @@ def bernoulli_kl(logits_q: ArrayLike, logits_p: ArrayLike) -> Array:
     The elementwise KL, in the dtype of `logits_q`.
   """
   logits_q = jnp.asarray(logits_q)
-  dtype = jnp.result_type(logits_q, jnp.float16)
+  logits_p = jnp.asarray(logits_p)
+  dtype = _float_result_type(logits_q)
   compute = _compute_dtype(dtype)
-  lq = logits_q.astype(compute)
-  lp = jnp.asarray(logits_p).astype(compute)
+  # Broadcast explicitly: rank promotion may be disabled.
+  shape = np.broadcast_shapes(logits_q.shape, logits_p.shape)
+  lq = jnp.broadcast_to(logits_q.astype(compute), shape)
+  lp = jnp.broadcast_to(logits_p.astype(compute), shape)
   q = jax.nn.sigmoid(lq)
   # log q - log p and log(1-q) - log(1-p) in softplus form (stable).
   kl = (q * (jax.nn.softplus(-lp) - jax.nn.softplus(-lq))

@@ -61,7 +61,7 @@ def exponential_temperature(
   """
   distributions.check_temperature(tau0, 'tau0')
   distributions.check_temperature(tau_min, 'tau_min')
-  if rate < 0:
+  if not rate >= 0:  # Also catches NaN.
     raise ValueError(f'rate must be >= 0, got {rate!r}.')
   if int(interval) != interval or interval < 1:
     raise ValueError(f'interval must be a positive integer, got {interval!r}.')

@@ -1,0 +1,847 @@
+"""Tests for gumbel/distributions.py.
+
+Statistical tests use fixed keys (so they are deterministic) and tolerances of
+5 standard errors of the Monte Carlo estimate unless stated otherwise; the
+false-failure probability of a fresh key would be below 1e-5 per check.
+"""
+
+import functools
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_probability.substrates.jax as tfp
+
+import gumbel
+
+tfd = tfp.distributions
+# tfp promotes ranks internally (e.g. a scalar temperature to shape [1]).
+allow_rank_promotion = functools.partial(jax.numpy_rank_promotion, 'allow')
+
+EULER_GAMMA = 0.5772156649015329
+LOW_PRECISION = [jnp.float32, jnp.bfloat16, jnp.float16]
+DTYPE_IDS = ['float32', 'bfloat16', 'float16']
+
+
+# Jitted entry points: one compilation per shape rather than one per primitive
+# keeps the suite fast, and tests the library through jax.jit. Validation
+# tests call the eager `gumbel.*` functions (jit does not check traced values).
+gumbel_softmax = jax.jit(gumbel.gumbel_softmax, static_argnames=('hard', 'axis'))
+gumbel_max = jax.jit(gumbel.gumbel_max, static_argnames=('axis',))
+relaxed_bernoulli = jax.jit(gumbel.relaxed_bernoulli, static_argnames=('hard',))
+concrete_log_prob = jax.jit(gumbel.concrete_log_prob, static_argnames=('axis',))
+exp_concrete_log_prob = jax.jit(gumbel.exp_concrete_log_prob, static_argnames=('axis',))
+binary_concrete_log_prob = jax.jit(gumbel.binary_concrete_log_prob)
+categorical_kl = jax.jit(gumbel.categorical_kl, static_argnames=('axis',))
+bernoulli_kl = jax.jit(gumbel.bernoulli_kl)
+
+
+def _key(seed=0, impl='rbg'):
+  """A fixed key. 'rbg' keys compile about 4x faster than the default
+  threefry on CPU, which dominates the suite's runtime; the library is
+  agnostic to the implementation, and the noise-moment tests also run on
+  threefry."""
+  return jax.random.key(seed, impl=impl)
+
+
+def _logits(seed, shape):
+  return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def _grad_of_weighted_sum(sampler, w):
+  """Returns logits -> d/dlogits sum(w * sampler(logits)) (in float32)."""
+  return jax.jit(jax.grad(lambda logits: jnp.sum(w * sampler(logits).astype(jnp.float32))))
+
+
+# ----------------------------------------------------------------------------
+# Noise.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('impl', ['threefry2x32', 'rbg'], ids=['threefry', 'rbg'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_sample_gumbel_moments(dtype, impl):
+  """Statistical test: mean = Euler-Mascheroni, variance = pi^2/6, P(g<=0) = 1/e.
+
+  1e6 samples. Standard errors: mean sqrt(pi^2/6/n) = 1.3e-3, variance
+  sqrt(4.4 / n) * pi^2/6 = 3.5e-3 (excess kurtosis 12/5), CDF 4.8e-4; the
+  tolerance is 5 of them plus the rounding of the low-precision dtype
+  (relative 2^-8 of E|g| ~ 1 for bfloat16).
+  """
+  n = 1_000_000
+  g = jax.jit(gumbel.sample_gumbel, static_argnums=(1, 2))(_key(1, impl), (n,), dtype)
+  g = np.asarray(g.astype(jnp.float32), np.float64)
+  rounding = 2.0 ** -(jnp.finfo(dtype).nmant)
+  assert abs(g.mean() - EULER_GAMMA) < 5 * 1.3e-3 + rounding
+  assert abs(g.var() - math.pi ** 2 / 6) < 5 * 3.5e-3 + 4 * rounding
+  assert abs(np.mean(g <= 0) - math.exp(-1)) < 5 * 4.8e-4 + rounding
+
+
+@pytest.mark.parametrize('impl', ['threefry2x32', 'rbg'], ids=['threefry', 'rbg'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_sample_logistic_moments(dtype, impl):
+  """Statistical test: mean 0, variance pi^2/3, P(L<=1) = sigmoid(1); 1e6 samples.
+
+  Standard errors: mean 1.8e-3, variance sqrt(3.2 / n) pi^2/3 = 5.9e-3
+  (excess kurtosis 6/5), CDF 4.3e-4; tolerance 5 of them plus rounding.
+  """
+  n = 1_000_000
+  x = jax.jit(gumbel.sample_logistic, static_argnums=(1, 2))(_key(2, impl), (n,), dtype)
+  x = np.asarray(x.astype(jnp.float32), np.float64)
+  rounding = 2.0 ** -(jnp.finfo(dtype).nmant)
+  assert abs(x.mean()) < 5 * 1.8e-3 + rounding
+  assert abs(x.var() - math.pi ** 2 / 3) < 5 * 5.9e-3 + 4 * rounding
+  assert abs(np.mean(x <= 1) - 1 / (1 + math.exp(-1))) < 5 * 4.3e-4 + rounding
+
+
+@pytest.mark.parametrize('sampler', [gumbel.sample_gumbel, gumbel.sample_logistic],
+                         ids=['gumbel', 'logistic'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_noise_shape_dtype_finite(sampler, dtype):
+  noise = sampler(_key(3), (1000, 7), dtype)
+  chex.assert_shape(noise, (1000, 7))
+  assert noise.dtype == dtype
+  assert np.all(np.isfinite(np.asarray(noise, np.float32)))
+  assert np.std(np.asarray(noise, np.float32)) > 1.0  # Not a constant.
+
+
+@pytest.mark.parametrize('sampler', [gumbel.sample_gumbel, gumbel.sample_logistic],
+                         ids=['gumbel', 'logistic'])
+def test_noise_float64(sampler):
+  with jax.enable_x64(True):
+    noise = sampler(_key(4), (10_000,), jnp.float64)
+    assert noise.dtype == jnp.float64
+    assert np.all(np.isfinite(noise))
+
+
+def test_sample_gumbel_rejects_integer_dtype():
+  with pytest.raises(ValueError, match='int32'):
+    gumbel.sample_gumbel(_key(), (3,), jnp.int32)
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_gumbel_from_uniform_at_bounds(dtype):
+  u = jnp.asarray([0.0, 1.0, 0.5], dtype)
+  g = gumbel.gumbel_from_uniform(u)
+  assert g.dtype == dtype
+  assert np.all(np.isfinite(np.asarray(g, np.float32)))
+  # Ordered like u, and the median of Gumbel(0, 1) is -log(log 2).
+  g = np.asarray(g, np.float32)
+  assert g[0] < g[2] < g[1]
+  np.testing.assert_allclose(g[2], -math.log(math.log(2)), rtol=1e-2)
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_logistic_from_uniform_at_bounds(dtype):
+  u = jnp.asarray([0.0, 1.0, 0.5, 0.25], dtype)
+  x = gumbel.logistic_from_uniform(u)
+  assert x.dtype == dtype
+  x = np.asarray(x, np.float32)
+  assert np.all(np.isfinite(x))
+  assert x[0] < x[2] < x[1]
+  np.testing.assert_allclose(x[2:], [0.0, -math.log(3)], atol=1e-2)
+
+
+def test_samplers_finite_when_uniform_returns_exact_bounds(monkeypatch):
+  """Patches jax.random.uniform to return exactly 0 and 1 (what float16 or a
+  bad RNG can produce); every sampler must still give finite values."""
+  calls = []
+
+  def exact_bounds(key, shape=(), dtype=jnp.float32, minval=0.0, maxval=1.0):
+    del key, minval, maxval
+    calls.append(shape)
+    size = math.prod(shape)
+    return (jnp.arange(size) % 2).astype(dtype).reshape(shape)  # 0, 1, 0, ...
+
+  monkeypatch.setattr(jax.random, 'uniform', exact_bounds)
+  key = _key()
+  logits = jnp.asarray([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]])
+  outputs = {
+      'sample_gumbel': gumbel.sample_gumbel(key, (4, 3)),
+      'sample_logistic': gumbel.sample_logistic(key, (4, 3)),
+      'gumbel_max': gumbel.gumbel_max(key, logits),
+      'gumbel_softmax': gumbel.gumbel_softmax(key, logits, 0.5),
+      'gumbel_softmax_hard': gumbel.gumbel_softmax(key, logits, 0.5, hard=True),
+      'relaxed_bernoulli': gumbel.relaxed_bernoulli(key, logits, 0.5),
+  }
+  assert len(calls) == len(outputs)  # The patch was really used.
+  for name, out in outputs.items():
+    assert np.all(np.isfinite(out)), name
+  # Both extremes were hit: the noise is not constant.
+  assert np.ptp(np.asarray(outputs['sample_gumbel'])) > 10
+
+
+# ----------------------------------------------------------------------------
+# Gumbel-Max.
+# ----------------------------------------------------------------------------
+
+_LOGITS5 = np.array([0.3, -1.2, 1.5, 0.0, -0.4], np.float32)
+
+
+def _assert_frequencies(counts, probs, n):
+  """Max abs error of the frequencies below 5 standard errors."""
+  se = np.sqrt(probs * (1 - probs) / n)
+  np.testing.assert_array_less(np.abs(counts / n - probs), 5 * se)
+
+
+@pytest.mark.parametrize('axis', [-1, 0], ids=['axis_last', 'axis_first'])
+def test_gumbel_max_frequencies(axis):
+  """Statistical test: argmax frequencies of 4e5 samples = softmax(logits).
+
+  Tolerance: 5 standard errors sqrt(p (1 - p) / n) per category.
+  """
+  n = 400_000
+  logits = np.broadcast_to(_LOGITS5, (n, 5))
+  if axis == 0:
+    logits = logits.T  # [K, n]
+  samples = gumbel_max(_key(5), logits, axis)
+  chex.assert_shape(samples, logits.shape)
+  assert samples.dtype == jnp.float32
+  samples = np.asarray(samples)
+  assert set(np.unique(samples)) == {0.0, 1.0}
+  np.testing.assert_array_equal(samples.sum(axis=axis), 1.0)
+  _assert_frequencies(samples.sum(axis=1 - axis % 2), np.asarray(jax.nn.softmax(_LOGITS5)), n)
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_gumbel_max_dtype_and_extreme_logits(dtype):
+  logits = jnp.asarray([[1e4, -1e4, 0.0], [-1e4, 0.0, -1e4], [-1e4, -1e4, 1e4]], dtype)
+  sample = gumbel_max(_key(), logits)
+  assert sample.dtype == dtype
+  np.testing.assert_array_equal(sample, np.eye(3))
+
+
+def test_gumbel_max_integer_logits():
+  sample = gumbel_max(_key(), jnp.asarray([0, 100, 0]))
+  assert sample.dtype == jnp.float32
+  np.testing.assert_array_equal(sample, [0, 1, 0])
+
+
+# ----------------------------------------------------------------------------
+# Gumbel-Softmax.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('hard', [False, True], ids=['soft', 'hard'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_gumbel_softmax_on_simplex(dtype, hard):
+  logits = _logits(106, (4, 3, 5)).astype(dtype)
+  y = gumbel_softmax(_key(7), logits, 0.7, hard=hard)
+  chex.assert_shape(y, (4, 3, 5))
+  assert y.dtype == dtype
+  y = np.asarray(y, np.float32)
+  assert np.all(y >= 0) and np.all(y <= 1)
+  np.testing.assert_allclose(y.sum(-1), 1.0, atol=5 * 2.0 ** -jnp.finfo(dtype).nmant)
+  if not hard:
+    assert np.all(y.max(-1) < 1)  # A temperature of 0.7 is not one-hot.
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_hard_gumbel_softmax_is_one_hot_argmax_of_soft(dtype):
+  logits = _logits(108, (64, 6)).astype(dtype)
+  soft = gumbel_softmax(_key(9), logits, 2.0)
+  hard = gumbel_softmax(_key(9), logits, 2.0, hard=True)
+  assert hard.dtype == dtype
+  expected = jax.nn.one_hot(jnp.argmax(soft.astype(jnp.float32), -1), 6)
+  np.testing.assert_array_equal(np.asarray(hard, np.float32), expected)
+  # The samples differ between rows: the key is used.
+  assert len(np.unique(np.argmax(expected, -1))) > 1
+
+
+def test_hard_gumbel_softmax_gradient_equals_soft_gradient():
+  logits = _logits(110, (8, 5))
+  w = _logits(111, (8, 5))
+  tau = jnp.full((8,), 0.8)
+
+  def grads(hard):
+    def loss(logits, tau):
+      return jnp.sum(w * gumbel_softmax(_key(12), logits, tau, hard=hard))
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(logits, tau)
+
+  soft_grads, hard_grads = grads(False), grads(True)
+  for soft_grad, hard_grad in zip(soft_grads, hard_grads):
+    np.testing.assert_allclose(hard_grad, soft_grad, rtol=1e-6, atol=1e-7)
+    assert np.all(np.abs(soft_grad) > 0)  # Not a zero gradient.
+
+
+def test_gumbel_softmax_approaches_one_hot_at_low_temperature():
+  """Statistical test: mean max coordinate of 1e4 samples increases as tau -> 0,
+  and exceeds 0.99 at tau = 0.01."""
+  logits = jnp.broadcast_to(jnp.asarray(_LOGITS5), (10_000, 5))
+  sample = gumbel_softmax
+  taus = [5.0, 2.0, 1.0, 0.5, 0.1, 0.01]
+  mean_max = [float(jnp.mean(jnp.max(sample(_key(13), logits, tau), -1))) for tau in taus]
+  assert np.all(np.diff(mean_max) > 0), mean_max
+  assert mean_max[0] < 0.6 and mean_max[-1] > 0.99, mean_max
+
+
+@pytest.mark.parametrize('axis', [-1, 0], ids=['axis_last', 'axis_first'])
+def test_hard_gumbel_softmax_frequencies(axis):
+  """Statistical test: argmax frequencies of 4e5 hard samples = softmax(logits).
+
+  Tolerance: 5 standard errors sqrt(p (1 - p) / n) per category.
+  """
+  n = 400_000
+  logits = np.broadcast_to(_LOGITS5, (n, 5))
+  if axis == 0:
+    logits = logits.T  # [K, n]
+  sample = functools.partial(gumbel_softmax, hard=True, axis=axis)
+  y = np.asarray(sample(_key(14), logits, 0.5))
+  np.testing.assert_array_equal(y.sum(axis=axis), 1.0)
+  _assert_frequencies(y.sum(axis=1 - axis % 2), np.asarray(jax.nn.softmax(_LOGITS5)), n)
+
+
+@pytest.mark.parametrize('tau', [0.3, 1.0, 3.0])
+def test_gumbel_softmax_two_categories_cdf(tau):
+  """Statistical test: for K = 2, y_1 = sigmoid((l_1 - l_0 + L) / tau) has the
+  CDF P(y_1 <= x) = sigmoid(tau logit(x) - (l_1 - l_0)) [CON eq. 21].
+
+  2e5 samples; the empirical CDF at 5 points within 5 standard errors.
+  """
+  n = 200_000
+  l0, l1 = 0.5, -0.3
+  logits = jnp.broadcast_to(jnp.asarray([l0, l1]), (n, 2))
+  y1 = np.asarray(gumbel_softmax(_key(15), logits, tau)[:, 1])
+  x = np.array([0.01, 0.2, 0.5, 0.8, 0.99])
+  cdf = 1 / (1 + np.exp(-(tau * np.log(x / (1 - x)) - (l1 - l0))))
+  _assert_frequencies((y1[:, None] <= x).sum(0), cdf, n)
+
+
+def test_gumbel_softmax_per_example_temperature():
+  logits = _logits(116, (3, 4, 5))  # [A, B, K]
+  key = _key(17)
+  tau = jnp.asarray([0.01, 0.5, 1.0, 100.0])  # [B]: broadcasts against [A, B].
+  y = gumbel_softmax(key, logits, tau)
+  chex.assert_shape(y, (3, 4, 5))
+  # The noise does not depend on the temperature, so each column equals the
+  # sample drawn with that column's scalar temperature.
+  for b in range(4):
+    np.testing.assert_allclose(
+        y[:, b], gumbel_softmax(key, logits, float(tau[b]))[:, b], rtol=1e-5, atol=1e-7)
+  assert np.all(y[:, 0].max(-1) > 0.9) and np.all(y[:, 3].max(-1) < 0.3)
+  # A [A, 1] temperature, and a per-example temperature along axis 0.
+  tau_a = jnp.asarray([[0.1], [1.0], [10.0]])
+  y = gumbel_softmax(key, logits, tau_a)
+  np.testing.assert_allclose(y[2], gumbel_softmax(key, logits, 10.0)[2], rtol=1e-5)
+  y = gumbel_softmax(key, jnp.moveaxis(logits, -1, 0), tau, axis=0)  # [K, A, B]
+  chex.assert_shape(y, (5, 3, 4))
+  np.testing.assert_allclose(y.sum(0), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    'tau_shape', [(3,), (5,), (3, 4), (2, 3, 4), (5, 1)],
+    ids=['K_not_B', 'wrong_B', 'full_logits_shape', 'extra_dim', 'expands_batch'])
+def test_gumbel_softmax_temperature_not_broadcasting_raises(tau_shape):
+  logits = jnp.zeros((1, 4, 3))  # Batch shape [1, 4].
+  with pytest.raises(ValueError, match=r'temperature of shape'):
+    gumbel_softmax(_key(), logits, jnp.ones(tau_shape))
+
+
+@pytest.mark.parametrize('hard', [False, True], ids=['soft', 'hard'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_gumbel_softmax_extreme_logits_finite(dtype, hard):
+  logits = jnp.asarray([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype)
+  w = jnp.asarray([[1.0, -2.0, 3.0]])
+  tau = jnp.asarray(0.01)
+
+  def loss(logits, tau):
+    y = gumbel_softmax(_key(18), logits, tau, hard=hard)
+    return jnp.sum(w * y.astype(jnp.float32)), y
+
+  (_, y), (g_logits, g_tau) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
+      logits, tau)
+  assert y.dtype == dtype and g_logits.dtype == dtype
+  assert np.all(np.isfinite(np.asarray(y, np.float32)))
+  assert np.all(np.isfinite(np.asarray(g_logits, np.float32))) and np.isfinite(g_tau)
+  np.testing.assert_allclose(np.asarray(y[0], np.float32), [1, 0, 0], atol=1e-3)
+
+
+def test_gumbel_softmax_axis_first_matches_axis_last():
+  """axis=0 relaxes over the first axis: with well separated logits the sample
+  is nearly the transposed one-hot of the argmax, exactly so when hard."""
+  logits = 30.0 * jax.nn.one_hot(jnp.asarray([2, 0, 1, 2]), 3)  # [B, K]
+  expected = np.asarray(jax.nn.one_hot(jnp.asarray([2, 0, 1, 2]), 3))
+  for hard in (False, True):
+    y_last = gumbel_softmax(_key(19), logits, 1.0, hard=hard, axis=-1)
+    y_first = gumbel_softmax(_key(19), logits.T, 1.0, hard=hard, axis=0)
+    chex.assert_shape(y_first, (3, 4))
+    np.testing.assert_allclose(y_first.T, expected, atol=1e-6)
+    np.testing.assert_allclose(y_last, expected, atol=1e-6)
+
+
+def test_gumbel_softmax_jit_vmap_grad():
+  logits = _logits(120, (4, 6))
+  keys = jax.random.split(_key(21), 16)
+  sample = functools.partial(gumbel.gumbel_softmax, hard=False)
+  eager = sample(keys[0], logits, 0.5)
+  np.testing.assert_allclose(jax.jit(sample)(keys[0], logits, 0.5), eager, rtol=1e-5, atol=1e-7)
+
+  batched = jax.jit(jax.vmap(sample, in_axes=(0, None, None)))(keys, logits, 0.5)
+  chex.assert_shape(batched, (16, 4, 6))
+  np.testing.assert_allclose(batched[0], eager, rtol=1e-5, atol=1e-7)
+  assert not np.allclose(batched[0], batched[1])  # Different keys, different samples.
+
+  # vmap over a per-example temperature (traced) and over logits.
+  taus = jnp.linspace(0.1, 2.0, 4)
+  per_row = jax.jit(jax.vmap(sample, in_axes=(None, 0, 0)))(keys[0], logits, taus)
+  chex.assert_shape(per_row, (4, 6))
+  np.testing.assert_allclose(per_row.sum(-1), 1.0, rtol=1e-6)
+
+  grad = jax.jit(jax.grad(lambda l, t: jnp.sum(sample(keys[0], l, t)[:, 0]), argnums=(0, 1)))
+  g_logits, g_tau = grad(logits, 0.5)
+  assert np.all(np.isfinite(g_logits)) and np.isfinite(g_tau)
+  assert np.abs(g_logits).sum() > 0
+  # The sum over categories is constant: its gradient is zero.
+  g_sum = jax.jit(jax.grad(lambda l: jnp.sum(sample(keys[0], l, 0.5))))(logits)
+  np.testing.assert_allclose(g_sum, 0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize('hard', [False, True], ids=['soft', 'hard'])
+def test_gumbel_softmax_traces_once(hard):
+  chex.clear_trace_counter()
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def sample(key, logits, tau):
+    return gumbel.gumbel_softmax(key, logits, tau, hard=hard)
+
+  logits = jnp.zeros((4, 3))
+  first = sample(_key(22), logits, jnp.asarray(0.5))
+  second = sample(_key(23), logits + 1.0, jnp.asarray(0.3))
+  assert not np.allclose(first, second)
+  with pytest.raises(AssertionError):  # A new shape retraces, and chex notices.
+    sample(_key(23), jnp.zeros((5, 3)), jnp.asarray(0.3))
+
+
+def test_traced_temperature_is_not_checked():
+  """Under jit a traced temperature cannot be checked (module docstring): a
+  temperature of 0 does not raise, and gives non-finite values."""
+  sample = jax.jit(gumbel.gumbel_softmax)
+  y = sample(_key(24), jnp.asarray([0.0, 1.0, -1.0]), 0.0)  # No ValueError.
+  assert not np.all(np.isfinite(y))
+  x = jax.jit(gumbel.relaxed_bernoulli)(_key(24), jnp.zeros(3), -1.0)
+  chex.assert_shape(x, (3,))
+
+
+# ----------------------------------------------------------------------------
+# Relaxed Bernoulli.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_relaxed_bernoulli_in_unit_interval(dtype):
+  logits = jnp.linspace(-0.5, 0.5, 50_000).astype(dtype)
+  x = relaxed_bernoulli(_key(25), logits, 1.0)
+  chex.assert_shape(x, (50_000,))
+  assert x.dtype == dtype
+  x = np.asarray(x, np.float32)
+  assert np.all(x >= 0) and np.all(x <= 1)
+  if dtype == jnp.float32:  # At lower precision sigmoid rounds to 0 or 1.
+    assert np.all(x > 0) and np.all(x < 1)
+  assert 0.45 < x.mean() < 0.55
+
+
+def test_relaxed_bernoulli_hard_mean():
+  """Statistical test: the mean of 2e5 hard samples per unit = sigmoid(logits).
+
+  Tolerance: 5 standard errors sqrt(p (1 - p) / n) per unit.
+  """
+  n = 200_000
+  logits = jnp.asarray([-3.0, -0.5, 0.0, 1.0, 4.0])
+  x = relaxed_bernoulli(
+      _key(26), jnp.broadcast_to(logits, (n, 5)), 0.5, hard=True)
+  x = np.asarray(x)
+  assert set(np.unique(x)) == {0.0, 1.0}
+  _assert_frequencies(x.sum(0), np.asarray(jax.nn.sigmoid(logits)), n)
+
+
+@pytest.mark.parametrize('tau', [0.3, 1.0, 3.0])
+def test_relaxed_bernoulli_cdf(tau):
+  """Statistical test: P(x <= t) = sigmoid(tau logit(t) - logits) [CON eq. 21];
+  2e5 samples, the empirical CDF at 5 points within 5 standard errors."""
+  n = 200_000
+  logit = 0.8
+  x = np.asarray(relaxed_bernoulli(_key(27), jnp.full((n,), logit), tau))
+  t = np.array([0.01, 0.2, 0.5, 0.8, 0.99])
+  cdf = 1 / (1 + np.exp(-(tau * np.log(t / (1 - t)) - logit)))
+  _assert_frequencies((x[:, None] <= t).sum(0), cdf, n)
+
+
+def test_relaxed_bernoulli_hard_is_exact_with_soft_gradient():
+  logits = _logits(128, (4096,))
+  w = _logits(129, (4096,))
+  soft = relaxed_bernoulli(_key(30), logits, 0.7)
+  hard = relaxed_bernoulli(_key(30), logits, 0.7, hard=True)
+  np.testing.assert_array_equal(hard, (soft > 0.5).astype(jnp.float32))
+  assert 1000 < hard.sum() < 3096
+  grad_soft = _grad_of_weighted_sum(lambda l: relaxed_bernoulli(_key(30), l, 0.7), w)
+  grad_hard = _grad_of_weighted_sum(
+      lambda l: relaxed_bernoulli(_key(30), l, 0.7, hard=True), w)
+  np.testing.assert_allclose(grad_hard(logits), grad_soft(logits), rtol=1e-6)
+  assert np.all(np.abs(grad_soft(logits)) > 0)
+
+
+@pytest.mark.parametrize('hard', [False, True], ids=['soft', 'hard'])
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_relaxed_bernoulli_extreme_logits_finite(dtype, hard):
+  logits = jnp.asarray([1e4, -1e4, 0.0], dtype)
+
+  def loss(logits):
+    x = relaxed_bernoulli(_key(31), logits, 0.01, hard=hard)
+    return jnp.sum(x.astype(jnp.float32)), x
+
+  (_, x), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(logits)
+  assert x.dtype == dtype and grad.dtype == dtype
+  np.testing.assert_array_equal(np.asarray(x[:2], np.float32), [1.0, 0.0])
+  assert np.all(np.isfinite(np.asarray(x, np.float32)))
+  assert np.all(np.isfinite(np.asarray(grad, np.float32)))
+
+
+def test_relaxed_bernoulli_per_element_temperature():
+  logits = jnp.zeros((2, 3))
+  tau = jnp.asarray([0.01, 1.0, 100.0])
+  x = relaxed_bernoulli(_key(32), logits, tau)
+  chex.assert_shape(x, (2, 3))
+  np.testing.assert_allclose(x[:, 1], relaxed_bernoulli(_key(32), logits, 1.0)[:, 1])
+  np.testing.assert_allclose(x[:, 2], 0.5, atol=0.05)
+  with pytest.raises(ValueError, match=r'temperature of shape \(2,\)'):
+    relaxed_bernoulli(_key(32), logits, jnp.ones(2))
+
+
+# ----------------------------------------------------------------------------
+# Densities.
+# ----------------------------------------------------------------------------
+
+TEMPERATURES = [0.1, 0.5, 1.0, 2.0]
+NUM_CATEGORIES = [2, 5, 10]
+
+
+def _simplex_points(seed, batch, k):
+  """Interior points of the simplex (Dirichlet(1)), float32 [batch, k]."""
+  x = np.random.default_rng(seed).dirichlet(np.ones(k), size=batch)
+  x = np.clip(x, 1e-4, None)
+  return (x / x.sum(-1, keepdims=True)).astype(np.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_tfp_log_prob(dist_cls, tau, logits, x):
+  return dist_cls(tau, logits=logits).log_prob(x)
+
+
+def _tfp_log_prob(dist_cls, tau, logits, x):
+  with allow_rank_promotion():
+    return _jitted_tfp_log_prob(dist_cls, tau, logits, x)
+
+
+@pytest.mark.parametrize('k', NUM_CATEGORIES, ids=lambda k: f'K{k}')
+@pytest.mark.parametrize('tau', TEMPERATURES, ids=lambda t: f'tau{t}')
+def test_concrete_log_prob_matches_tfp(tau, k):
+  """Against tfp's RelaxedOneHotCategorical; rtol 1e-4 (float32)."""
+  x, logits = _simplex_points(k, 16, k), _logits(k + 1, (16, k))
+  expected = _tfp_log_prob(tfd.RelaxedOneHotCategorical, tau, logits, x)
+  actual = concrete_log_prob(x, logits, tau)
+  chex.assert_shape(actual, (16,))
+  np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('k', NUM_CATEGORIES, ids=lambda k: f'K{k}')
+@pytest.mark.parametrize('tau', TEMPERATURES, ids=lambda t: f'tau{t}')
+def test_exp_concrete_log_prob_matches_tfp(tau, k):
+  """Against tfp's ExpRelaxedOneHotCategorical; rtol 1e-4 (float32)."""
+  log_x, logits = np.log(_simplex_points(k + 2, 16, k)), _logits(k + 3, (16, k))
+  expected = _tfp_log_prob(tfd.ExpRelaxedOneHotCategorical, tau, logits, log_x)
+  actual = exp_concrete_log_prob(log_x, logits, tau)
+  chex.assert_shape(actual, (16,))
+  np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('tau', TEMPERATURES, ids=lambda t: f'tau{t}')
+def test_binary_concrete_log_prob_matches_tfp(tau):
+  """Against tfp's RelaxedBernoulli; rtol 1e-4 (float32)."""
+  x = np.random.default_rng(4).uniform(0.01, 0.99, size=(64,)).astype(np.float32)
+  logits = _logits(5, (64,)) * 2
+  expected = _tfp_log_prob(tfd.RelaxedBernoulli, tau, logits, x)
+  actual = binary_concrete_log_prob(x, logits, tau)
+  chex.assert_shape(actual, (64,))
+  np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_densities_with_batched_temperatures_match_tfp():
+  """Per-example temperatures [B] (and lower-rank logits) against tfp; rtol 1e-4."""
+  b, k = 4, 5
+  tau = np.asarray(TEMPERATURES, np.float32)  # [B]
+  x, logits = _simplex_points(6, b, k), _logits(7, (b, k))
+  np.testing.assert_allclose(
+      concrete_log_prob(x, logits, tau),
+      _tfp_log_prob(tfd.RelaxedOneHotCategorical, tau, logits, x), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+      exp_concrete_log_prob(np.log(x), logits, tau),
+      _tfp_log_prob(tfd.ExpRelaxedOneHotCategorical, tau, logits, np.log(x)),
+      rtol=1e-4, atol=1e-4)
+  # Logits shared across the batch: [K] against x [B, K].
+  shared = logits[0]
+  actual = concrete_log_prob(x, shared, tau)
+  chex.assert_shape(actual, (b,))
+  np.testing.assert_allclose(
+      actual, _tfp_log_prob(tfd.RelaxedOneHotCategorical, tau, shared, x), rtol=1e-4, atol=1e-4)
+  # A single point x [K] against batched logits [B, K].
+  actual = concrete_log_prob(x[0], logits, tau)
+  chex.assert_shape(actual, (b,))
+  np.testing.assert_allclose(
+      actual, _tfp_log_prob(tfd.RelaxedOneHotCategorical, tau, logits, x[0]),
+      rtol=1e-4, atol=1e-4)
+  # Binary: x [B, 3], logits [3], temperature [B, 1].
+  xb = np.random.default_rng(8).uniform(0.05, 0.95, size=(b, 3)).astype(np.float32)
+  actual = binary_concrete_log_prob(xb, logits[0, :3], tau[:, None])
+  chex.assert_shape(actual, (b, 3))
+  np.testing.assert_allclose(
+      actual, _tfp_log_prob(tfd.RelaxedBernoulli, tau[:, None], logits[0, :3], xb),
+      rtol=1e-4, atol=1e-4)
+
+
+def test_concrete_log_prob_axis_first():
+  x, logits = _simplex_points(9, 6, 4), _logits(10, (6, 4))
+  np.testing.assert_allclose(
+      concrete_log_prob(x.T, logits.T, 0.5, axis=0),
+      concrete_log_prob(x, logits, 0.5), rtol=1e-6)
+  tau = np.linspace(0.2, 2.0, 6).astype(np.float32)
+  np.testing.assert_allclose(
+      exp_concrete_log_prob(np.log(x.T), logits.T, tau, axis=0),
+      exp_concrete_log_prob(np.log(x), logits, tau), rtol=1e-6)
+
+
+_LOGIT_GRID = np.linspace(-37.0, 37.0, 200_001)  # Float64, where sigmoid(z) < 1.
+
+
+@pytest.mark.parametrize('logit', [-1.0, 0.0, 1.5])
+@pytest.mark.parametrize('tau', [0.5, 1.0, 2.0], ids=lambda t: f'tau{t}')
+def test_binary_concrete_density_integrates_to_one(tau, logit):
+  """Trapezoid rule in logit space, x = sigmoid(z), dx = x (1 - x) dz, in
+  float64 on 2e5 points of [-37, 37]; tolerance 1e-6 (the mass outside is
+  below exp(-tau (37 - |logit| / tau)) < 3e-7)."""
+  with jax.enable_x64(True):
+    z = jnp.asarray(_LOGIT_GRID)
+    log_p = binary_concrete_log_prob(jax.nn.sigmoid(z), logit, tau)
+    assert log_p.dtype == jnp.float64
+    integrand = np.exp(np.asarray(log_p) + np.asarray(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z)))
+  np.testing.assert_allclose(np.trapezoid(integrand, _LOGIT_GRID), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize('logits', [(0.0, 0.0), (1.0, -0.5)], ids=['uniform', 'skewed'])
+@pytest.mark.parametrize('tau', [0.5, 1.0, 2.0], ids=lambda t: f'tau{t}')
+def test_concrete_density_two_categories_integrates_to_one(tau, logits):
+  """The K = 2 density at x = (t, 1 - t) integrates to 1 over t; trapezoid
+  rule in logit space in float64 as above, tolerance 1e-6."""
+  with jax.enable_x64(True):
+    z = jnp.asarray(_LOGIT_GRID)
+    x = jnp.stack([jax.nn.sigmoid(z), jax.nn.sigmoid(-z)], axis=-1)  # [n, 2]
+    log_p = concrete_log_prob(x, jnp.asarray(logits), tau)
+    assert log_p.dtype == jnp.float64
+    integrand = np.exp(np.asarray(log_p) + np.asarray(jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z)))
+  np.testing.assert_allclose(np.trapezoid(integrand, _LOGIT_GRID), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize('tau', TEMPERATURES, ids=lambda t: f'tau{t}')
+def test_concrete_two_categories_equals_binary_concrete(tau):
+  x1 = np.random.default_rng(11).uniform(0.01, 0.99, size=(32,)).astype(np.float32)
+  x = np.stack([1 - x1, x1], axis=-1)
+  logits = _logits(12, (32, 2))
+  np.testing.assert_allclose(
+      concrete_log_prob(x, logits, tau),
+      binary_concrete_log_prob(x1, logits[:, 1] - logits[:, 0], tau),
+      rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('tau', TEMPERATURES, ids=lambda t: f'tau{t}')
+def test_densities_finite_at_boundary(tau):
+  """Exact zeros and ones: the true density is 0 or infinite there; the
+  library clamps, so values and gradients with respect to logits are finite."""
+  x = jnp.asarray([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5], [0.3, 0.7, 0.0]])
+  logits = jnp.asarray([0.5, -1.0, 2.0])
+  value, grad = jax.jit(jax.value_and_grad(lambda l: jnp.sum(concrete_log_prob(x, l, tau))))(
+      logits)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+  xb = jnp.asarray([0.0, 1.0, 0.5])
+  value, grad = jax.jit(jax.value_and_grad(
+      lambda l: jnp.sum(binary_concrete_log_prob(xb, l, tau))))(logits)
+  assert np.isfinite(value) and np.all(np.isfinite(grad))
+  # Also for float16 inputs (computed in float32 and cast back).
+  half = binary_concrete_log_prob(xb.astype(jnp.float16), jnp.float16(0.0), tau)
+  assert half.dtype == jnp.float16
+  assert np.all(np.isfinite(np.asarray(half, np.float32)))
+
+
+def test_density_dtypes():
+  assert gumbel.binary_concrete_log_prob(0.3, 0.0, 1.0).dtype == jnp.float32
+  assert gumbel.concrete_log_prob(jnp.asarray([1, 0]), jnp.asarray([0, 0]), 1.0).dtype == jnp.float32
+  x16 = jnp.asarray([0.25, 0.75], jnp.float16)
+  assert gumbel.concrete_log_prob(x16, x16, 1.0).dtype == jnp.float16
+  np.testing.assert_allclose(
+      np.asarray(gumbel.concrete_log_prob(x16, jnp.zeros(2, jnp.float16), 0.5), np.float32),
+      gumbel.concrete_log_prob(x16.astype(jnp.float32), jnp.zeros(2), 0.5), rtol=1e-3)
+
+
+# ----------------------------------------------------------------------------
+# KL divergences.
+# ----------------------------------------------------------------------------
+
+
+def _numpy_categorical_kl(logits_q, logits_p):
+  def log_softmax(l):
+    l = np.asarray(l, np.float64)
+    l = l - l.max(-1, keepdims=True)
+    return l - np.log(np.exp(l).sum(-1, keepdims=True))
+  log_q, log_p = log_softmax(logits_q), log_softmax(logits_p)
+  return np.sum(np.exp(log_q) * (log_q - log_p), -1)
+
+
+def test_categorical_kl_matches_numpy():
+  logits_q, logits_p = 2 * _logits(13, (8, 3, 10)), 2 * _logits(14, (8, 3, 10))
+  kl = categorical_kl(logits_q, logits_p)
+  chex.assert_shape(kl, (8, 3))
+  np.testing.assert_allclose(kl, _numpy_categorical_kl(logits_q, logits_p), rtol=1e-5, atol=1e-6)
+  assert np.all(np.asarray(kl) > 0)
+  # A prior shared across the batch, [K] against [B, N, K], and axis=0.
+  np.testing.assert_allclose(
+      categorical_kl(logits_q, logits_p[0, 0]),
+      _numpy_categorical_kl(logits_q, logits_p[0, 0]), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      categorical_kl(logits_q.T, logits_p.T, axis=0),
+      _numpy_categorical_kl(logits_q, logits_p).T, rtol=1e-5, atol=1e-6)
+
+
+def test_categorical_kl_zero_when_equal():
+  logits = 3 * _logits(15, (16, 7))
+  np.testing.assert_allclose(categorical_kl(logits, logits), 0.0, atol=1e-6)
+  # Logits are defined up to a constant.
+  np.testing.assert_allclose(categorical_kl(logits, logits + 5.0), 0.0, atol=1e-5)
+
+
+def test_categorical_kl_nonnegative():
+  """Nonnegative up to float32 rounding (-1e-6; values near 0 come out as
+  about -5e-13 when q = p to float32 precision)."""
+  logits_q = 10 * _logits(16, (1000, 4))
+  logits_p = 10 * _logits(17, (1000, 4))
+  logits_p[:10] = logits_q[:10] + 1.0  # Also some q = p.
+  kl = np.asarray(categorical_kl(logits_q, logits_p))
+  assert np.all(kl >= -1e-6)
+  assert np.mean(kl) > 1.0
+
+
+def test_categorical_kl_uniform_prior():
+  logits_q = _logits(18, (5, 10))
+  log_q = np.asarray(jax.nn.log_softmax(logits_q))
+  expected = np.sum(np.exp(log_q) * log_q, -1) + np.log(10)
+  np.testing.assert_allclose(categorical_kl(logits_q, jnp.zeros(())), expected,
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(categorical_kl(logits_q, 0.0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_kl_extreme_logits_finite(dtype):
+  logits_q = jnp.asarray([[1e4, -1e4], [-1e4, 1e4], [0.0, 0.0]], dtype)
+  grad = jax.jit(jax.grad(
+      lambda l: jnp.sum(categorical_kl(l, jnp.zeros(())).astype(jnp.float32))))(logits_q)
+  assert grad.dtype == dtype
+  assert np.all(np.isfinite(np.asarray(grad, np.float32)))
+  per_row = categorical_kl(logits_q, jnp.zeros(()))
+  assert per_row.dtype == dtype
+  np.testing.assert_allclose(np.asarray(per_row, np.float32), [math.log(2), math.log(2), 0.0],
+                             rtol=1e-2, atol=1e-3)
+  bernoulli = bernoulli_kl(logits_q[:, 0], jnp.zeros((), dtype))
+  assert bernoulli.dtype == dtype
+  np.testing.assert_allclose(np.asarray(bernoulli, np.float32), [math.log(2), math.log(2), 0.0],
+                             rtol=1e-2, atol=1e-3)
+  # Against a prior at the other extreme: large but finite (2e4 nats).
+  far = categorical_kl(jnp.asarray([1e4, -1e4], jnp.float32), jnp.asarray([-1e4, 1e4]))
+  np.testing.assert_allclose(far, 2e4, rtol=1e-5)
+
+
+def test_bernoulli_kl_equals_categorical_kl():
+  logits_q, logits_p = 3 * _logits(19, (6, 5)), 3 * _logits(20, (6, 5))
+  stack = lambda l: jnp.stack([l, jnp.zeros_like(l)], axis=-1)
+  kl = bernoulli_kl(logits_q, logits_p)
+  chex.assert_shape(kl, (6, 5))
+  np.testing.assert_allclose(
+      kl, categorical_kl(stack(logits_q), stack(logits_p)), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(kl, _numpy_categorical_kl(stack(logits_q), stack(logits_p)),
+                             rtol=1e-5, atol=1e-6)
+  # A prior shared across the batch, [5] against [6, 5].
+  np.testing.assert_allclose(
+      bernoulli_kl(logits_q, logits_p[0]),
+      _numpy_categorical_kl(stack(logits_q), stack(jnp.broadcast_to(logits_p[0], (6, 5)))),
+      rtol=1e-5, atol=1e-6)
+  assert bernoulli_kl(0.3, 0.0).dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------
+# Validation.
+# ----------------------------------------------------------------------------
+
+_X = np.full((2, 3), 1 / 3, np.float32)
+_TEMPERATURE_USERS = {
+    'gumbel_softmax': lambda t: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), t),
+    'gumbel_softmax_hard': lambda t: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), t, hard=True),
+    'relaxed_bernoulli': lambda t: gumbel.relaxed_bernoulli(_key(), jnp.zeros((2,)), t),
+    'concrete_log_prob': lambda t: gumbel.concrete_log_prob(_X, jnp.zeros(3), t),
+    'exp_concrete_log_prob': lambda t: gumbel.exp_concrete_log_prob(np.log(_X), jnp.zeros(3), t),
+    'binary_concrete_log_prob': lambda t: gumbel.binary_concrete_log_prob(
+        jnp.full((2,), 0.5), 0.0, t),
+    'check_temperature': gumbel.check_temperature,
+}
+_BAD_TEMPERATURES = {
+    'zero': (0.0, r'got array\(0\.\)'),
+    'int_zero': (0, r'got array\(0\)'),
+    'negative': (-1.0, r'got array\(-1\.\)'),
+    'array_with_zero': (np.asarray([1.0, 0.0]), r'got array\(\[1\., 0\.\]\)'),
+    'jax_array_negative': (jnp.asarray([0.5, -2.0]), r'-2\.'),
+    'nan': (float('nan'), r'got array\(nan\)'),
+}
+
+
+@pytest.mark.parametrize('bad', list(_BAD_TEMPERATURES), ids=str)
+@pytest.mark.parametrize('fn', list(_TEMPERATURE_USERS), ids=str)
+def test_bad_temperature_raises(fn, bad):
+  value, pattern = _BAD_TEMPERATURES[bad]
+  with pytest.raises(ValueError, match=r'temperature must be > 0.*' + pattern):
+    _TEMPERATURE_USERS[fn](value)
+
+
+def test_good_temperature_passes():
+  for name, fn in _TEMPERATURE_USERS.items():
+    out = fn(np.asarray([0.5, 2.0]))
+    assert out is None or np.all(np.isfinite(out)), name
+
+
+_RANK0_USERS = {
+    'gumbel_softmax': lambda l: gumbel.gumbel_softmax(_key(), l, 1.0),
+    'gumbel_max': lambda l: gumbel.gumbel_max(_key(), l),
+    'concrete_log_prob': lambda l: gumbel.concrete_log_prob(l, l, 1.0),
+    'exp_concrete_log_prob': lambda l: gumbel.exp_concrete_log_prob(l, l, 1.0),
+    'categorical_kl': lambda l: gumbel.categorical_kl(l, l),
+}
+
+
+@pytest.mark.parametrize('fn', list(_RANK0_USERS), ids=str)
+def test_rank0_logits_raise(fn):
+  with pytest.raises(ValueError, match=r'shape \(\)'):
+    _RANK0_USERS[fn](jnp.asarray(0.5))
+
+
+_AXIS_USERS = {
+    'gumbel_softmax': lambda a: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), 1.0, axis=a),
+    'gumbel_max': lambda a: gumbel.gumbel_max(_key(), jnp.zeros((2, 3)), axis=a),
+    'concrete_log_prob': lambda a: gumbel.concrete_log_prob(_X, _X, 1.0, axis=a),
+    'exp_concrete_log_prob': lambda a: gumbel.exp_concrete_log_prob(_X, _X, 1.0, axis=a),
+    'categorical_kl': lambda a: gumbel.categorical_kl(_X, _X, axis=a),
+}
+
+
+@pytest.mark.parametrize('axis', [2, -3], ids=['axis2', 'axis_minus3'])
+@pytest.mark.parametrize('fn', list(_AXIS_USERS), ids=str)
+def test_axis_out_of_range_raises(fn, axis):
+  with pytest.raises(ValueError, match=rf'axis={axis} is out of range .* shape \(2, 3\)'):
+    _AXIS_USERS[fn](axis)
