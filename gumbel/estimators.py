@@ -47,7 +47,7 @@ Estimators and the layer types they allow:
 |---|---|---|
 | sf | both | yes (direction; see variance normalisation) |
 | nvil | both | yes (direction) |
-| darn | both | no (Taylor baseline without its correction) |
+| darn | both | no (Taylor term as signal; exact for quadratic f) |
 | muprop | both | yes |
 | st, annealed_st | both | no |
 | gumbel_softmax, st_gumbel_softmax | both | no |
@@ -449,13 +449,13 @@ def _taylor_baseline(f, b, point):
 
 
 def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True):
-  """DARN: score function with a first-order Taylor baseline at a fixed point.
+  """DARN: the first-order Taylor term at a fixed point as learning signal.
 
-  Signal f(b) - f(b0) - f'(b0) (b - b0) with b0 = 1/2 (Bernoulli) or 1/K
-  (categorical, the uniform point; our choice, as [DARN] is binary), then
-  the running-mean centring and variance normalisation of `sf`. The baseline
-  depends on b and its correction term is dropped, so the estimator is biased
-  unless f is quadratic (Bernoulli) / linear.
+  Signal f'(b0) . (b - b0) with b0 = 1/2 (Bernoulli) or the uniform point
+  1/K (categorical; our extension, [DARN] is binary), then the running-mean
+  centring and variance normalisation of `sf`. Its expectation is
+  f'(b0) . grad E[b]: exact when f(1) - f(0) = f'(1/2), i.e. for f quadratic
+  in each binary unit (linear for categorical), biased otherwise.
 
   Args:
     key: a PRNG key.
@@ -470,17 +470,18 @@ def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True):
     (surrogate [batch], {'signal'}, new state).
 
   References:
-    [DARN] section 3; [GS] section 3.2 (DARN as a biased Taylor baseline);
-    [MUPROP] section 5.
+    [DARN] section 3 (gradient of binary stochastic units); [GS] section 3.2
+    (b0 = 1/2, biased for non-quadratic f); [MUPROP] section 5.
   """
   _check_logits('darn', logits, kind)
   b = _sample(key, logits, kind)
   fb = f(b)
   k = 2 if kind == 'bernoulli' else logits.shape[-1]
   point = jnp.full(logits.shape, 1.0 / k, logits.dtype)
-  baseline, _ = _taylor_baseline(f, b, point)
+  _, grad_point = _taylor_baseline(f, b, point)
+  taylor_term = _event_sum(grad_point * (b - point))
   signal, new_state = _normalize_signal(
-      fb - baseline, state, decay=decay, normalize=normalize)
+      taylor_term, state, decay=decay, normalize=normalize)
   surrogate = fb + _score_term(signal, _log_prob(logits, b, kind))
   return surrogate, {'signal': signal}, new_state
 
