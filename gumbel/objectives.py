@@ -30,7 +30,8 @@ def bernoulli_log_likelihood(*, logits: jax.Array, targets: jax.Array,
     The log-likelihood with the trailing `event_ndims` axes reduced.
   """
   logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
-  ll = targets * jax.nn.log_sigmoid(logits) + (1 - targets) * jax.nn.log_sigmoid(-logits)
+  # = t log sigmoid(l) + (1 - t) log sigmoid(-l), in one pass.
+  ll = targets * logits - jax.nn.softplus(logits)
   return jnp.sum(ll, axis=tuple(range(-event_ndims, 0)))
 
 
