@@ -290,6 +290,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   test = {'test/neg_elbo': results['neg_elbo'],
           f'test/nll_iw{config.eval.num_samples}': results['nll'],
           'test/num_examples': len(test_images),
+          'test/data': f'{data.source}:{data.name}',
           'eval_seconds': time.perf_counter() - start}
   writer.write(step, test)
   logging.info('Test (%d images of %s): -ELBO %.2f nats, NLL (%d importance samples) %.2f nats.',

@@ -18,6 +18,10 @@ from gumbel.diagnostics import gradient_variance
 from gumbel.estimators import ESTIMATORS
 from gumbel.estimators import Estimator
 from gumbel.estimators import get_estimator
+from gumbel.objectives import bernoulli_log_likelihood
+from gumbel.objectives import categorical_log_prob
+from gumbel.objectives import importance_weighted_bound
+from gumbel.objectives import negative_elbo
 from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
 

@@ -12,6 +12,7 @@ import pytest
 from configs import vae as vae_config
 from experiments import metric_writer
 from experiments import vae
+from scripts import results_table
 
 
 def _tiny_config(**overrides):
@@ -46,6 +47,9 @@ def test_outputs_and_loss_goes_down(full_run):
   # The importance-weighted bound is tighter than the single-sample ELBO.
   assert test['test/nll_iw8'] < test['test/neg_elbo']
   assert int(state['step']) == 40
+  assert test['test/data'] == 'embedded:mnist_5000'
+  row = results_table.row(workdir)
+  assert '| embedded:mnist_5000 (dynamic) | 40 |' in row
 
 
 def test_resumed_run_matches_uninterrupted(full_run, tmp_path):
