@@ -52,7 +52,9 @@ Estimators and the layer types they allow:
 | st, annealed_st | both | no |
 | gumbel_softmax, st_gumbel_softmax | both | no |
 | rebar, relax | both | yes |
-| arm, disarm | bernoulli | yes |
+| arm | both (ARSM for categorical) | yes |
+| arsm | categorical | yes |
+| disarm | bernoulli | yes |
 | vimco | both | yes (for the multi-sample objective) |
 | gumbel_rao | both | no (same mean as st_gumbel_softmax) |
 | reinmax | both | no |
@@ -81,6 +83,9 @@ References:
     Void. ICLR 2018, arXiv:1711.00123.
   [ARM] Yin, Zhou. ARM: Augment-REINFORCE-Merge Gradient for Stochastic
     Binary Networks. ICLR 2019, arXiv:1807.11143.
+  [ARSM] Yin, Yue, Zhou. ARSM: Augment-REINFORCE-Swap-Merge Estimator for
+    Gradient Backpropagation Through Categorical Variables. ICML 2019,
+    arXiv:1905.01413.
   [DISARM] Dong, Mnih, Tucker. DisARM: An Antithetic Gradient Estimator for
     Binary Latent Variables. NeurIPS 2020, arXiv:2006.10680.
   [VIMCO] Mnih, Rezende. Variational Inference for Monte Carlo Objectives.
@@ -96,6 +101,7 @@ from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from gumbel import distributions
@@ -105,6 +111,7 @@ ObjectiveFn = Callable[[Array], Array]
 KINDS = ('bernoulli', 'categorical')
 BOTH = KINDS
 BERNOULLI_ONLY = ('bernoulli',)
+CATEGORICAL_ONLY = ('categorical',)
 
 
 class Estimator(NamedTuple):
@@ -135,10 +142,14 @@ def _check_kind(name: str, kind: str, kinds: Sequence[str]):
   if kind not in KINDS:
     raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
   if kind not in kinds:
+    if kind == 'categorical':
+      alternatives = 'arm (ARSM), rebar, relax, muprop or vimco'
+    else:
+      alternatives = 'arm, disarm, rebar or relax'
     raise ValueError(
         f'Estimator {name!r} does not support kind={kind!r}; it allows '
-        f'kind in {tuple(kinds)}. For categorical layers use e.g. rebar, '
-        'relax, muprop or vimco.')
+        f'kind in {tuple(kinds)}. For {kind} layers use e.g. '
+        f'{alternatives}.')
 
 
 def _check_logits(name: str, logits: Array, kind: str):
@@ -751,33 +762,106 @@ def reinmax(key, logits, f, state, *, kind, temperature=1.0):
 
 
 # ----------------------------------------------------------------------------
-# Bernoulli antithetic estimators.
+# Antithetic estimators: ARM, ARSM and DisARM.
 # ----------------------------------------------------------------------------
 
 
-def arm(key, logits, f, state, *, kind):
-  """ARM: Augment-REINFORCE-Merge for Bernoulli units.
+def _swap_pairs(num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+  """The distinct swaps of ARSM as permutations, and each (m, j)'s swap.
 
-  With u ~ U(0, 1)^D, b1 = 1[u > sigmoid(-logits)], b2 = 1[u < sigmoid(logits)]
-  (both exact samples), grad_logits = (f(b1) - f(b2)) (u - 1/2). The value
-  and the gradient for f's parameters are the average over b1 and b2.
+  Returns:
+    (perms [P, K], pair [K, K]) with P = K (K - 1) / 2 + 1: perms[0] is the
+    identity (every m <-> m) and perms[p] swaps one pair m < j; pair[m, j]
+    is the row of perms that swaps m and j (pair is symmetric).
+  """
+  k = num_classes
+  perms = [np.arange(k)]
+  pair = np.zeros((k, k), np.int32)
+  for m in range(k):
+    for j in range(m + 1, k):
+      perm = np.arange(k)
+      perm[m], perm[j] = j, m
+      pair[m, j] = pair[j, m] = len(perms)
+      perms.append(perm)
+  return np.stack(perms), pair
+
+
+def arsm(key, logits, f, state, *, kind):
+  """ARSM: Augment-REINFORCE-Swap-Merge for categorical variables.
+
+  Per variable with logits phi (K classes), draw pi ~ Dirichlet(1_K); the
+  true action z = argmin_i (log pi_i - phi_i) is an exact sample of
+  softmax(phi). With pi^{m<->j} = pi with entries m and j swapped, the pseudo
+  actions z^{m<->j} = argmin_i (log pi^{m<->j}_i - phi_i), and
+  f_Delta^{m<->j} = f(z^{m<->j}) - (1/K) sum_k f(z^{m<->k}):
+    grad_{phi_j} = sum_m f_Delta^{m<->j} (1/K - pi_m).
+  All D variables of a layer share the swap (m, j), with their own pi, so f
+  is evaluated on K (K - 1) / 2 + 1 joint configurations (the true one and
+  one per pair m < j). The value and the gradient for f's parameters are
+  f(z). For K = 2 it is ARM (in distribution) on the logit difference.
 
   Args:
     key: a PRNG key.
-    logits: `[batch, D]` Bernoulli logits.
+    logits: `[batch, D, K]` categorical logits.
     f: the per-example objective (need not be differentiable).
     state: `()`.
-    kind: must be 'bernoulli' (ARSM, the categorical counterpart, is not
-      implemented).
+    kind: must be 'categorical'.
+
+  Returns:
+    (surrogate f(z) [batch], {}, state).
+
+  References:
+    [ARSM] section 2 (the ARSM gradient g_ARSM of a univariate categorical)
+    and its multivariate extension (one swap pair shared by the D
+    dimensions).
+  """
+  _check_kind('arsm', kind, CATEGORICAL_ONLY)
+  _check_logits('arsm', logits, kind)
+  k = logits.shape[-1]
+  perms, pair = _swap_pairs(k)
+  logits_sg = jax.lax.stop_gradient(logits)
+  # Dirichlet(1_K) as normalised Exp(1) draws; argmin ignores normalisation.
+  e = -jnp.log(_uniform(key, logits.shape))  # [batch, ..., K]
+  pi = e / jnp.sum(e, axis=-1, keepdims=True)
+  log_e_swapped = jnp.log(e)[..., perms]  # [batch, ..., P, K]
+  index = jnp.argmin(log_e_swapped - logits_sg[..., None, :], axis=-1)  # [batch, ..., P]
+  z = jax.nn.one_hot(jnp.moveaxis(index, -1, 0), k, dtype=logits.dtype)  # [P, batch, ..., K]
+  fs = jax.vmap(f)(z)  # [P, batch]
+  f_pair = jax.lax.stop_gradient(fs)[pair]  # [K (m), K (j), batch]
+  f_delta = f_pair - jnp.mean(f_pair, axis=1, keepdims=True)
+  grad = jnp.einsum('mjb,b...m->b...j', f_delta, 1.0 / k - pi)  # [batch, ..., K]
+  surrogate = fs[0] + _event_sum(jax.lax.stop_gradient(grad) * _zero(logits))
+  return surrogate, {}, state
+
+
+def arm(key, logits, f, state, *, kind):
+  """ARM: Augment-REINFORCE-Merge; ARSM for categorical variables.
+
+  Bernoulli: with u ~ U(0, 1)^D, b1 = 1[u > sigmoid(-logits)],
+  b2 = 1[u < sigmoid(logits)] (both exact samples),
+  grad_logits = (f(b1) - f(b2)) (u - 1/2). The value and the gradient for
+  f's parameters are the average over b1 and b2.
+
+  Categorical: `arsm`, the categorical generalisation of ARM, which reduces
+  to ARM for K = 2 classes.
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` Bernoulli or `[batch, D, K]` categorical logits.
+    f: the per-example objective (need not be differentiable).
+    state: `()`.
+    kind: 'bernoulli' or 'categorical' (ARSM).
 
   Returns:
     (surrogate [batch], {}, state).
 
   References:
-    [ARM] theorem 1, eq. 5.
+    [ARM] theorem 1, eq. 5; [ARSM] proposition 3 (categorical).
   """
-  _check_kind('arm', kind, BERNOULLI_ONLY)
+  _check_kind('arm', kind, BOTH)
   _check_logits('arm', logits, kind)
+  if kind == 'categorical':
+    return arsm(key, logits, f, state, kind=kind)
   u = _uniform(key, logits.shape)
   logits_sg = jax.lax.stop_gradient(logits)
   b1 = (u > jax.nn.sigmoid(-logits_sg)).astype(u.dtype)
@@ -799,7 +883,10 @@ def disarm(key, logits, f, state, *, kind):
     logits: `[batch, D]` Bernoulli logits.
     f: the per-example objective (need not be differentiable).
     state: `()`.
-    kind: must be 'bernoulli'.
+    kind: must be 'bernoulli': the categorical coupled estimators of
+      Dong, Mnih, Tucker (Coupled gradient estimators for discrete latent
+      variables, NeurIPS 2021, arXiv:2106.08056) are not implemented; for
+      categorical layers use `arm` (ARSM).
 
   Returns:
     (surrogate [batch], {}, state).
@@ -1023,7 +1110,8 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('st_gumbel_softmax', st_gumbel_softmax, unbiased=False),
     _make('rebar', rebar, _rebar_init),
     _make('relax', relax, _relax_init),
-    _make('arm', arm, kinds=BERNOULLI_ONLY),
+    _make('arm', arm),
+    _make('arsm', arsm, kinds=CATEGORICAL_ONLY),
     _make('disarm', disarm, kinds=BERNOULLI_ONLY),
     _make('vimco', vimco),
     _make('gumbel_rao', gumbel_rao, unbiased=False),

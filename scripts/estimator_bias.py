@@ -40,7 +40,7 @@ _ROWS = (
     ('rebar (cv trained, 500 steps)', 'rebar', {'cv_learning_rate': 1e-2}, 500),
     ('relax', 'relax', {}, 0),
     ('relax (cv trained, 500 steps)', 'relax', {'cv_learning_rate': 1e-2}, 500),
-    ('arm', 'arm', {}, 0),
+    ('arm (ARSM for categorical)', 'arm', {}, 0),
     ('disarm', 'disarm', {}, 0),
     ('vimco (2 samples; own objective)', 'vimco', {'num_samples': 2}, 0),
     ('gumbel_rao (tau 1, 10 cond.)', 'gumbel_rao',

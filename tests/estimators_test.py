@@ -22,7 +22,8 @@ from gumbel import estimators
 from gumbel.estimators import ESTIMATORS
 
 KINDS = ('bernoulli', 'categorical')
-UNBIASED = ('sf', 'nvil', 'muprop', 'rebar', 'relax', 'arm', 'disarm', 'vimco')
+UNBIASED = ('sf', 'nvil', 'muprop', 'rebar', 'relax', 'arm', 'arsm', 'disarm',
+            'vimco')
 BIASED = ('darn', 'st', 'annealed_st', 'gumbel_softmax', 'st_gumbel_softmax',
           'gumbel_rao', 'reinmax')
 HPARAMS = {'vimco': {'num_samples': 2}, 'annealed_st': {'slope': 2.0}}
@@ -61,7 +62,7 @@ def _perturbed_state(name, problem):
 def test_registry_has_every_estimator():
   required = {'sf', 'nvil', 'darn', 'muprop', 'st', 'annealed_st',
               'gumbel_softmax', 'st_gumbel_softmax', 'rebar', 'relax', 'arm',
-              'disarm', 'vimco', 'gumbel_rao', 'reinmax'}
+              'arsm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax'}
   assert required <= set(ESTIMATORS)
   for name, estimator in ESTIMATORS.items():
     assert estimator.name == name
@@ -79,12 +80,44 @@ def test_unknown_name_lists_valid_names():
   assert 'reinforce' not in ESTIMATORS
 
 
-@pytest.mark.parametrize('name', ['arm', 'disarm'])
-def test_bernoulli_only_estimators_reject_categorical(name):
+def test_disarm_rejects_categorical_and_suggests_arm():
   logits = jnp.zeros((2, 3, 4))
-  with pytest.raises(ValueError, match=f"{name}.*'bernoulli'"):
-    ESTIMATORS[name].apply(jax.random.key(0), logits, lambda z: z.sum((1, 2)),
-                           (), kind='categorical')
+  with pytest.raises(ValueError, match=r"disarm.*'bernoulli'.*arm \(ARSM\)"):
+    ESTIMATORS['disarm'].apply(jax.random.key(0), logits,
+                               lambda z: z.sum((1, 2)), (), kind='categorical')
+
+
+def test_arsm_rejects_bernoulli():
+  with pytest.raises(ValueError, match="arsm.*'categorical'"):
+    ESTIMATORS['arsm'].apply(jax.random.key(0), jnp.zeros((2, 3)),
+                             lambda z: z.sum(1), (), kind='bernoulli')
+
+
+def test_arsm_with_two_classes_has_the_mean_of_bernoulli_arm():
+  """Statistical: ARSM on logits (l, 0) matches ARM on l (5 stderr + 1e-3).
+
+  Class 0 of the two-class model is the Bernoulli unit's 1, so the gradient
+  with respect to l is that with respect to the first categorical logit.
+  """
+  bern = _problem('bernoulli')
+  logits2 = jnp.stack([bern.logits, jnp.zeros_like(bern.logits)], -1)  # [batch, D, 2]
+  cat = bern._replace(kind='categorical', logits=logits2,
+                      objective=lambda params, z: bern.objective(params, z[..., 0]))
+  # The comparison is between the two means; `exact` only skips enumeration.
+  exact = {'logits': jnp.zeros_like(bern.logits), 'params': bern.params}
+  arm = diagnostics.bias_variance(jax.random.key(16), bern, 'arm',
+                                  num_estimates=NUM_ESTIMATES, exact=exact)
+  arsm = diagnostics.bias_variance(
+      jax.random.key(17), cat, 'arsm', num_estimates=NUM_ESTIMATES,
+      exact={**exact, 'logits': jnp.zeros_like(logits2)})
+  n = bern.logits.size
+
+  def first_class(x):  # Flat [2n + params] -> [n + params]; logits come first.
+    return jnp.concatenate([x[:2 * n].reshape(-1, 2)[:, 0], x[2 * n:]])
+
+  se = np.sqrt(arm['stderr']**2 + first_class(arsm['stderr'])**2)
+  err = np.abs(arm['mean'] - first_class(arsm['mean']))
+  assert np.all(err <= 5 * se + 1e-3)
 
 
 def test_bad_kind_and_logits_shape():
