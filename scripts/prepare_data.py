@@ -195,6 +195,7 @@ def install_npm_release(release: NpmRelease, target: str, *, tarball: Optional[s
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(target)}.partial-', dir=parent)
   try:
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the data from other users.
     with tempfile.TemporaryDirectory() as download:
       paths = extract_idx_files(tarball or fetch(release.package, download),
                                 list(release.md5), staging)
