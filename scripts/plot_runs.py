@@ -29,8 +29,7 @@ matplotlib.use('Agg')
 from matplotlib import lines as mlines  # pylint: disable=g-import-not-at-top
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 
-_OUT = flags.DEFINE_string('out', None, 'Path of the PNG (or any matplotlib format) to write.')
-_TITLE = flags.DEFINE_string('title', '', 'Optional figure title.')
+FLAGS = flags.FLAGS
 
 # Config fields that usually tell runs apart, in label order, with short names.
 LABEL_FIELDS = (
@@ -269,6 +268,13 @@ def plot_runs(runs, out, title=''):
   return panels
 
 
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import several scripts)."""
+  flags.DEFINE_string('out', None, 'Path of the PNG (or any matplotlib format) to write.',
+                      required=True)
+  flags.DEFINE_string('title', '', 'Optional figure title.')
+
+
 def _linestyle(i):
   return ('-', '--', ':', '-.')[i % 4]
 
@@ -276,12 +282,11 @@ def _linestyle(i):
 def main(argv):
   if len(argv) < 2:
     raise app.UsageError('Give one or more run or sweep folders.')
-  if not _OUT.value:
-    raise app.UsageError('--out is required.')
   runs = load_runs(argv[1:])
-  panels = plot_runs(runs, _OUT.value, _TITLE.value)
-  print(f"Wrote {_OUT.value}: {len(runs)} runs, panels {', '.join(panels)}.")
+  panels = plot_runs(runs, FLAGS.out, FLAGS.title)
+  print(f"Wrote {FLAGS.out}: {len(runs)} runs, panels {', '.join(panels)}.")
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -34,12 +34,16 @@ import gumbel
 
 PROBS = (0.1, 0.25, 0.05, 0.4, 0.2)
 
-_OUT = flags.DEFINE_string('out', None, 'Path of the HTML file to write.')
-_PROBS = flags.DEFINE_list('probs', [str(p) for p in PROBS],
-                           'Default class probabilities pi (renormalized).')
-_TAU = flags.DEFINE_float('tau', 1.0, 'Initial temperature.')
-_TAU_MIN = flags.DEFINE_float('tau_min', 0.05, 'Left end of the log-scaled slider.')
-_TAU_MAX = flags.DEFINE_float('tau_max', 10.0, 'Right end of the log-scaled slider.')
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import several scripts)."""
+  flags.DEFINE_string('out', None, 'Path of the HTML file to write.', required=True)
+  flags.DEFINE_list('probs', [str(p) for p in PROBS], 'Default class probabilities pi (renormalized).')
+  flags.DEFINE_float('tau', 1.0, 'Initial temperature.')
+  flags.DEFINE_float('tau_min', 0.05, 'Left end of the log-scaled slider.')
+  flags.DEFINE_float('tau_max', 10.0, 'Right end of the log-scaled slider.')
 
 SLIDER_STEPS = 1000
 
@@ -326,15 +330,15 @@ def build_html(probs=PROBS, *, tau=1.0, tau_min=0.05, tau_max=10.0) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  page = build_html([float(p) for p in _PROBS.value], tau=_TAU.value,
-                    tau_min=_TAU_MIN.value, tau_max=_TAU_MAX.value)
-  directory = os.path.dirname(os.path.abspath(_OUT.value))
+  page = build_html([float(p) for p in FLAGS.probs], tau=FLAGS.tau,
+                    tau_min=FLAGS.tau_min, tau_max=FLAGS.tau_max)
+  directory = os.path.dirname(os.path.abspath(FLAGS.out))
   os.makedirs(directory, exist_ok=True)
-  with open(_OUT.value, 'w', encoding='utf-8') as f:
+  with open(FLAGS.out, 'w', encoding='utf-8') as f:
     f.write(page)
-  print(f'Wrote {_OUT.value} ({len(page):,} bytes); open it in a browser.')
+  print(f'Wrote {FLAGS.out} ({len(page):,} bytes); open it in a browser.')
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('out')
+  define_flags()
   app.run(main)

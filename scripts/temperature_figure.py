@@ -39,12 +39,16 @@ PROBS = (0.1, 0.25, 0.05, 0.4, 0.2)
 TEMPERATURES = (0.1, 0.5, 1.0, 10.0)
 BASENAME = 'temperature_figure'
 
-_OUT = flags.DEFINE_string('out', None, 'Folder for the PNG, PDF and JSON.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of the one PRNG key used for every column.')
-_NUM_SAMPLES = flags.DEFINE_integer(
-    'num_samples', 100_000, 'Samples per temperature for the expectations.')
-_NUM_SHOWN = flags.DEFINE_integer('num_shown', 3, 'Single samples shown per temperature.')
-_PROBS = flags.DEFINE_list('probs', [str(p) for p in PROBS], 'Class probabilities pi.')
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import several scripts)."""
+  flags.DEFINE_string('out', None, 'Folder for the PNG, PDF and JSON.', required=True)
+  flags.DEFINE_integer('seed', 0, 'Seed of the one PRNG key used for every column.')
+  flags.DEFINE_integer('num_samples', 100_000, 'Samples per temperature for the expectations.')
+  flags.DEFINE_integer('num_shown', 3, 'Single samples shown per temperature.')
+  flags.DEFINE_list('probs', [str(p) for p in PROBS], 'Class probabilities pi.')
 
 
 def compute_figure_data(key, probs, temperatures, num_samples, num_shown):
@@ -146,11 +150,11 @@ def write_figure(out, *, seed=0, probs=PROBS, temperatures=TEMPERATURES,
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  write_figure(_OUT.value, seed=_SEED.value, probs=[float(p) for p in _PROBS.value],
-               num_samples=_NUM_SAMPLES.value, num_shown=_NUM_SHOWN.value)
-  print(f'Wrote {os.path.join(_OUT.value, BASENAME)}.{{png,pdf,json}}')
+  write_figure(FLAGS.out, seed=FLAGS.seed, probs=[float(p) for p in FLAGS.probs],
+               num_samples=FLAGS.num_samples, num_shown=FLAGS.num_shown)
+  print(f'Wrote {os.path.join(FLAGS.out, BASENAME)}.{{png,pdf,json}}')
 
 
 if __name__ == '__main__':
-  flags.mark_flag_as_required('out')
+  define_flags()
   app.run(main)

@@ -11,6 +11,8 @@ statistical over 20 draws, made reproducible with the page's `?seed=`.
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -240,3 +242,15 @@ def test_console_errors_are_caught(driver, page_url):
   driver.execute_script("console.error('explorer probe');")
   logs = driver.get_log('browser')
   assert any('explorer probe' in e['message'] and e['level'] == 'SEVERE' for e in logs), logs
+
+
+def test_command_line(tmp_path):
+  root = pathlib.Path(__file__).resolve().parent.parent
+  out = tmp_path / 'sub' / 'explorer.html'
+  subprocess.run([sys.executable, '-m', 'scripts.temperature_explorer', f'--out={out}',
+                  '--probs=1,3', '--tau=0.5'], check=True, cwd=root)
+  page = out.read_text(encoding='utf-8')
+  assert '"probs": [1.0, 3.0]' in page and '"tau": 0.5' in page
+  missing = subprocess.run([sys.executable, '-m', 'scripts.temperature_explorer'],
+                           cwd=root, capture_output=True, text=True)
+  assert missing.returncode != 0 and '--out' in missing.stderr
