@@ -60,6 +60,8 @@ def test_wheel_holds_only_the_library(wheel):
   top = {n.split('/')[0] for n in names}
   assert {n for n in top if not n.endswith('.dist-info')} == {'gumbel'}, top
   assert 'gumbel/__init__.py' in names
+  assert 'gumbel/estimators/__init__.py' in names
+  assert 'gumbel/estimators.py' not in names
   (metadata,) = [n for n in names if n.endswith('.dist-info/METADATA')]
   with zipfile.ZipFile(wheel) as z:
     text = z.read(metadata).decode()

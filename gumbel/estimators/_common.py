@@ -1,0 +1,247 @@
+"""Shared pieces of the estimators: checks, sampling, densities, surrogate algebra.
+
+Private to `gumbel.estimators`: the names here may change without notice.
+Every function takes `logits` of shape `[batch, D]` (`kind='bernoulli'`) or
+`[batch, D, K]` (`kind='categorical'`) and works on all event axes at once.
+
+References:
+  [REBAR] Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR. NeurIPS
+    2017, arXiv:1703.07370.
+  [RELAX] Grathwohl, Choi, Wu, Roeder, Duvenaud. Backpropagation through the
+    Void. ICLR 2018, arXiv:1711.00123.
+  [NVIL] Mnih, Gregor. Neural Variational Inference and Learning in Belief
+    Networks. ICML 2014, arXiv:1402.0030.
+"""
+
+import math
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from gumbel import distributions
+
+Array = jax.Array
+ObjectiveFn = Callable[[Array], Array]
+KINDS = ('bernoulli', 'categorical')
+BOTH = KINDS
+BERNOULLI_ONLY = ('bernoulli',)
+CATEGORICAL_ONLY = ('categorical',)
+
+
+# ----------------------------------------------------------------------------
+# Checks, sampling, densities and surrogate algebra.
+# ----------------------------------------------------------------------------
+
+
+def check_kind(name: str, kind: str, kinds: Sequence[str]):
+  if kind not in KINDS:
+    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+  if kind not in kinds:
+    if kind == 'categorical':
+      alternatives = 'arm (ARSM), rebar, relax, muprop or vimco'
+    else:
+      alternatives = 'arm, disarm, rebar or relax'
+    raise ValueError(
+        f'Estimator {name!r} does not support kind={kind!r}; it allows '
+        f'kind in {tuple(kinds)}. For {kind} layers use e.g. '
+        f'{alternatives}.')
+
+
+def check_logits(name: str, logits: Array, kind: str):
+  min_ndim = 2 if kind == 'bernoulli' else 3
+  if logits.ndim < min_ndim:
+    shape = '[batch, D]' if kind == 'bernoulli' else '[batch, D, K]'
+    raise ValueError(
+        f'Estimator {name!r}: {kind} logits must have shape {shape} (axis 0 '
+        f'is the batch), got shape {logits.shape}.')
+
+
+def zero(x: Array) -> Array:
+  """Zero in the forward pass, the gradient of `x` in the backward pass."""
+  return x - jax.lax.stop_gradient(x)
+
+
+def magic_box(x: Array) -> Array:
+  """exp(x - stop_gradient(x)): one in value, d/dtheta = dx/dtheta."""
+  return jnp.exp(zero(x))
+
+
+def score_term(signal: Array, log_prob: Array) -> Array:
+  """Zero in value; gradient stop_gradient(signal) * grad log_prob."""
+  return jax.lax.stop_gradient(signal) * (magic_box(log_prob) - 1.0)
+
+
+def event_sum(x: Array) -> Array:
+  """Sums over all axes but the batch axis 0: [batch, ...] -> [batch]."""
+  return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
+
+
+def normalize_logits(logits: Array, kind: str) -> Array:
+  """Categorical logits as log-probabilities; Bernoulli logits unchanged."""
+  if kind == 'categorical':
+    return jax.nn.log_softmax(logits, axis=-1)
+  return logits
+
+
+def log_prob(logits: Array, b: Array, kind: str) -> Array:
+  """log q(b), summed over the event axes: [batch]."""
+  if kind == 'bernoulli':
+    return event_sum(b * logits - jax.nn.softplus(logits))
+  return event_sum(b * jax.nn.log_softmax(logits, axis=-1))
+
+
+def mean(logits: Array, kind: str) -> Array:
+  """E[b]: sigmoid(logits) or softmax(logits)."""
+  if kind == 'bernoulli':
+    return jax.nn.sigmoid(logits)
+  return jax.nn.softmax(logits, axis=-1)
+
+
+def uniform(key: Array, shape: Sequence[int]) -> Array:
+  finfo = jnp.finfo(jnp.float32)
+  return jax.random.uniform(
+      key, tuple(shape), jnp.float32, minval=finfo.tiny, maxval=1.0 - finfo.eps)
+
+
+def perturb(logits: Array, u: Array, kind: str) -> Array:
+  """z = logits + noise: logistic noise (Bernoulli) or Gumbel (categorical).
+
+  `logits` should be normalised (`_normalize_logits`). b = H(z) is an exact
+  sample of q, and z is the reparameterised variable of [REBAR] eq. 3.
+  """
+  if kind == 'bernoulli':
+    return logits + distributions.logistic_from_uniform(u)
+  return logits + distributions.gumbel_from_uniform(u)
+
+
+def hard(z: Array, kind: str) -> Array:
+  """H(z): 1[z > 0] or one_hot(argmax z)."""
+  z = jax.lax.stop_gradient(z)
+  if kind == 'bernoulli':
+    return (z > 0).astype(z.dtype)
+  return jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=z.dtype)
+
+
+def relaxation(z: Array, temperature: Array, kind: str) -> Array:
+  """sigma_lambda(z): sigmoid(z / tau) or softmax(z / tau)."""
+  if kind == 'bernoulli':
+    return jax.nn.sigmoid(z / temperature)
+  return jax.nn.softmax(z / temperature, axis=-1)
+
+
+def conditional_perturb(logits: Array, b: Array, v: Array, kind: str) -> Array:
+  """Draws z~ ~ p(z | H(z) = b), reparameterised by uniforms `v`.
+
+  Gradients flow to `logits` through the conditional sample, as REBAR and
+  RELAX need. `logits` must be normalised (`_normalize_logits`).
+
+  Bernoulli: with theta = sigmoid(logits), u ~ p(u | b) is
+  u~ = 1 - theta (1 - v) if b = 1 and u~ = v (1 - theta) if b = 0, and
+  z~ = logits + logit(u~). Categorical (k the chosen class, E_i = -log v_i):
+  z~_k = -log E_k and z~_i = -log(E_i / p_i + E_k) for i != k.
+
+  Args:
+    logits: normalised logits.
+    b: the hard sample.
+    v: uniforms of the shape of `logits`.
+    kind: 'bernoulli' or 'categorical'.
+
+  Returns:
+    z~ of the shape of `logits`.
+
+  References:
+    [REBAR] appendix (conditional Gumbel / logistic reparameterisation);
+    [RELAX] appendix B.
+  """
+  if kind == 'bernoulli':
+    log_v, log_1mv = jnp.log(v), jnp.log1p(-v)
+    log_theta = jax.nn.log_sigmoid(logits)
+    log_1mtheta = jax.nn.log_sigmoid(-logits)
+    # b = 1: 1 - u~ = theta (1 - v); b = 0: u~ = (1 - theta) v.
+    log_small = jnp.where(b > 0.5, log_theta + log_1mv, log_1mtheta + log_v)
+    log_large = jnp.log1p(-jnp.exp(log_small))
+    logit_u = jnp.where(b > 0.5, log_large - log_small, log_small - log_large)
+    return logits + logit_u
+  log_e = jnp.log(-jnp.log(v))  # log of Exponential(1) noise.
+  log_e_k = jnp.sum(b * log_e, axis=-1, keepdims=True)
+  z_top = -log_e_k
+  z_rest = -jnp.logaddexp(log_e - logits, log_e_k)
+  return jnp.where(b > 0.5, z_top, z_rest)
+
+
+def input_only(f: ObjectiveFn, y: Array) -> Array:
+  """f(y) whose gradient flows only through `y`, not f's closed-over params.
+
+  Value f(y); first derivative (grad_y f)(y) . dy. Used for control-variate
+  terms so that they add no (zero-mean) noise to the decoder's gradient.
+  """
+  value, vjp = jax.vjp(f, y)
+  (grad_y,) = vjp(jnp.ones_like(value))
+  grad_y = jax.lax.stop_gradient(grad_y)
+  return jax.lax.stop_gradient(value) + event_sum(grad_y * zero(y))
+
+
+# ----------------------------------------------------------------------------
+# Moving-average baseline and variance normalisation.
+# ----------------------------------------------------------------------------
+
+
+def init_normalizer() -> dict:
+  return {'mean': jnp.zeros((), jnp.float32), 'var': jnp.zeros((), jnp.float32)}
+
+
+def normalize_signal(signal, state, *, decay, normalize, extra_baseline=0.0):
+  """Centres by the running mean, divides by max(1, running std).
+
+  Uses the state from *before* this batch, so the baseline and scale do not
+  depend on the current samples (unbiased direction).
+
+  Returns:
+    (normalised signal [batch], new normaliser state).
+  """
+  signal = jax.lax.stop_gradient(signal)
+  centered = signal - state['mean'] - extra_baseline
+  scale = jnp.maximum(1.0, jnp.sqrt(state['var'])) if normalize else 1.0
+  new_state = {
+      'mean': decay * state['mean'] + (1 - decay) * jnp.mean(signal),
+      'var': decay * state['var'] + (1 - decay) * jnp.mean(centered**2),
+  }
+  return centered / scale, new_state
+
+
+# ----------------------------------------------------------------------------
+# Small MLPs for learned baselines and the RELAX surrogate.
+# ----------------------------------------------------------------------------
+
+
+def init_mlp(key: Array, in_dim: int, hidden: int) -> dict:
+  w1 = jax.random.normal(key, (in_dim, hidden), jnp.float32) / math.sqrt(in_dim)
+  return {
+      'w1': w1,
+      'b1': jnp.zeros((hidden,), jnp.float32),
+      'w2': jnp.zeros((hidden, 1), jnp.float32),
+      'b2': jnp.zeros((1,), jnp.float32),
+  }
+
+
+def apply_mlp(params: dict, x: Array) -> Array:
+  """[batch, ...] -> [batch]."""
+  x = x.reshape(x.shape[0], -1)  # [batch, features]
+  h = jnp.tanh(x @ params['w1'] + params['b1'][None, :])
+  return (h @ params['w2'] + params['b2'][None, :])[:, 0]
+
+
+def event_size(logits: Array) -> int:
+  return math.prod(logits.shape[1:])
+
+
+def stateless_init(key, logits, *, kind):
+  del key, logits, kind
+  return ()
+
+
+def sample(key: Array, logits: Array, kind: str) -> Array:
+  """An exact hard sample of q (no gradient)."""
+  logits = jax.lax.stop_gradient(normalize_logits(logits, kind))
+  return hard(perturb(logits, uniform(key, logits.shape), kind), kind)

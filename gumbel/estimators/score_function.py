@@ -1,0 +1,248 @@
+"""Score-function (REINFORCE) estimators with baselines: sf, nvil, darn, muprop, vimco.
+
+Each is the surrogate f(b) + stop_gradient(signal) (magic_box(log q(b)) - 1)
+with an exact sample b and a learning signal centred by a baseline: a moving
+average (sf), a learned input-dependent network (nvil), a first-order Taylor
+expansion (darn, muprop) or leave-one-out over several samples (vimco). The
+signature and the registry are in `gumbel.estimators`.
+
+References:
+  [SF] Williams. Simple statistical gradient-following algorithms. 1992.
+  [NVIL] Mnih, Gregor. Neural Variational Inference and Learning in Belief
+    Networks. ICML 2014, arXiv:1402.0030.
+  [DARN] Gregor, Danihelka, Mnih, Blundell, Wierstra. Deep AutoRegressive
+    Networks. ICML 2014, arXiv:1310.8499.
+  [MUPROP] Gu, Levine, Sutskever, Mnih. MuProp: Unbiased Backpropagation for
+    Stochastic Neural Networks. ICLR 2016, arXiv:1511.05176.
+  [VIMCO] Mnih, Rezende. Variational Inference for Monte Carlo Objectives.
+    ICML 2016, arXiv:1602.06725.
+  [GS] Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax.
+    ICLR 2017, arXiv:1611.01144.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gumbel.estimators import _common as common
+
+
+def sf_init(key, logits, *, kind):
+  del key, logits, kind
+  return common.init_normalizer()
+
+
+def sf(key, logits, f, state, *, kind, decay=0.9, normalize=True):
+  """Score function (REINFORCE) with moving-average baseline.
+
+  grad = (f(b) - c) / max(1, sqrt(v)) * grad log q(b) + grad_params f(b),
+  with c and v running averages of f and of (f - c)^2 (variance
+  normalisation, as [GS] uses for SF, DARN and MuProp).
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, `[batch, ...] -> [batch]`.
+    state: `{'mean', 'var'}` from `init`.
+    kind: 'bernoulli' or 'categorical'.
+    decay: the moving-average decay.
+    normalize: divide the signal by max(1, running std).
+
+  Returns:
+    (surrogate [batch], {'signal'}, new state).
+
+  References:
+    [SF] Williams 1992; [NVIL] section 3.3 (centring and variance
+    normalisation); [GS] section 4.
+  """
+  common.check_logits('sf', logits, kind)
+  b = common.sample(key, logits, kind)
+  fb = f(b)
+  signal, new_state = common.normalize_signal(fb, state, decay=decay, normalize=normalize)
+  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  return surrogate, {'signal': signal}, new_state
+
+
+def nvil_init(key, logits, *, kind, hidden=32):
+  del kind
+  params = common.init_mlp(key, common.event_size(logits), hidden)
+  return {'normalizer': common.init_normalizer(), 'params': params,
+          'opt_state': optax.adam(1.0).init(params)}
+
+
+def nvil(key, logits, f, state, *, kind, decay=0.9, normalize=True,
+         baseline_learning_rate=1e-3):
+  """NVIL: score function with an input-dependent learned baseline.
+
+  Learning signal (f(b) - c - B_psi(x)) / max(1, sqrt(v)). The input of the
+  baseline network B_psi is stop_gradient(logits) (a function of the
+  encoder's input x, so the baseline is input dependent without widening the
+  shared signature). `apply` takes one Adam step on
+  mean((f - c - B_psi(x))^2) for psi and returns it in the new state.
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective.
+    state: from `init` (`hidden` sets the baseline's width).
+    kind: 'bernoulli' or 'categorical'.
+    decay: the moving-average decay of c and v.
+    normalize: divide the signal by max(1, running std).
+    baseline_learning_rate: Adam step size of the baseline network.
+
+  Returns:
+    (surrogate [batch], {'signal', 'baseline', 'baseline_loss'}, new state).
+
+  References:
+    [NVIL] section 3 (eq. 7-9, input-dependent baseline and variance
+    normalisation).
+  """
+  common.check_logits('nvil', logits, kind)
+  b = common.sample(key, logits, kind)
+  fb = f(b)
+  x = jax.lax.stop_gradient(common.normalize_logits(logits, kind))
+  target = jax.lax.stop_gradient(fb) - state['normalizer']['mean']
+
+  def baseline_loss(params):
+    return jnp.mean((target - common.apply_mlp(params, x))**2)
+
+  loss, grads = jax.value_and_grad(baseline_loss)(state['params'])
+  baseline = common.apply_mlp(state['params'], x)
+  signal, normalizer = common.normalize_signal(
+      fb, state['normalizer'], decay=decay, normalize=normalize,
+      extra_baseline=baseline)
+  updates, opt_state = optax.adam(baseline_learning_rate).update(
+      grads, state['opt_state'], state['params'])
+  new_state = {'normalizer': normalizer,
+               'params': optax.apply_updates(state['params'], updates),
+               'opt_state': opt_state}
+  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  return surrogate, {'signal': signal, 'baseline': baseline,
+                     'baseline_loss': loss}, new_state
+
+
+def _taylor_baseline(f, b, point):
+  """f(point) + f'(point) . (b - point): [batch] (no gradient)."""
+  point = jax.lax.stop_gradient(point)
+  value, vjp = jax.vjp(f, point)
+  (grad,) = vjp(jnp.ones_like(value))
+  grad = jax.lax.stop_gradient(grad)
+  return jax.lax.stop_gradient(value) + common.event_sum(grad * (b - point)), grad
+
+
+def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True):
+  """DARN: the first-order Taylor term at a fixed point as learning signal.
+
+  Signal f'(b0) . (b - b0) with b0 = 1/2 (Bernoulli) or the uniform point
+  1/K (categorical; our extension, [DARN] is binary), then the running-mean
+  centring and variance normalisation of `sf`. Its expectation is
+  f'(b0) . grad E[b]: exact when f(1) - f(0) = f'(1/2), i.e. for f quadratic
+  in each binary unit (linear for categorical), biased otherwise.
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, differentiable on relaxed inputs.
+    state: `{'mean', 'var'}` from `init`.
+    kind: 'bernoulli' or 'categorical'.
+    decay: the moving-average decay.
+    normalize: divide the signal by max(1, running std).
+
+  Returns:
+    (surrogate [batch], {'signal'}, new state).
+
+  References:
+    [DARN] section 3 (gradient of binary stochastic units); [GS] section 3.2
+    (b0 = 1/2, biased for non-quadratic f); [MUPROP] section 5.
+  """
+  common.check_logits('darn', logits, kind)
+  b = common.sample(key, logits, kind)
+  fb = f(b)
+  k = 2 if kind == 'bernoulli' else logits.shape[-1]
+  point = jnp.full(logits.shape, 1.0 / k, logits.dtype)
+  _, grad_point = _taylor_baseline(f, b, point)
+  taylor_term = common.event_sum(grad_point * (b - point))
+  signal, new_state = common.normalize_signal(
+      taylor_term, state, decay=decay, normalize=normalize)
+  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  return surrogate, {'signal': signal}, new_state
+
+
+def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
+  """MuProp: Taylor baseline at the mean-field point plus its correction.
+
+  With mu = E[b] (sigmoid / softmax of logits) and h(b) = f(mu) +
+  f'(mu) (b - mu) (mu, f(mu), f'(mu) held fixed), the gradient is
+  (f(b) - h(b)) grad log q(b) + f'(mu) . grad mu (+ grad_params f(b)),
+  unbiased for any f. The residual signal is centred and normalised as in
+  `sf`.
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, differentiable on relaxed inputs.
+    state: `{'mean', 'var'}` from `init`.
+    kind: 'bernoulli' or 'categorical'.
+    decay: the moving-average decay.
+    normalize: divide the residual signal by max(1, running std).
+
+  Returns:
+    (surrogate [batch], {'signal'}, new state).
+
+  References:
+    [MUPROP] eq. 5-7 (section 3).
+  """
+  common.check_logits('muprop', logits, kind)
+  b = common.sample(key, logits, kind)
+  fb = f(b)
+  mu = common.mean(logits, kind)
+  baseline, grad_mu = _taylor_baseline(f, b, mu)
+  signal, new_state = common.normalize_signal(
+      fb - baseline, state, decay=decay, normalize=normalize)
+  scale = jnp.maximum(1.0, jnp.sqrt(state['var'])) if normalize else 1.0
+  correction = common.zero(common.event_sum(grad_mu * mu)) / scale
+  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind)) + correction
+  return surrogate, {'signal': signal}, new_state
+
+
+def vimco(key, logits, f, state, *, kind, num_samples=5):
+  """VIMCO: the multi-sample objective with leave-one-out baselines.
+
+  Draws S = `num_samples` samples b_s per example and estimates the gradient
+  of E[L] with L = log (1/S) sum_s exp f(b_s), so `f` must be a log-weight
+  (e.g. log p(x, b) - log q(b | x)). The signal of sample s is
+  L - log (1/S) (sum_{j != s} exp f_j + exp(mean_{j != s} f_j)).
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example log-weight, applied to each of the S samples.
+    state: `()`.
+    kind: 'bernoulli' or 'categorical'.
+    num_samples: S >= 2.
+
+  Returns:
+    (surrogate L [batch], {'signal' [S, batch]}, state).
+
+  References:
+    [VIMCO] eq. 8-10 (geometric-mean leave-one-out baseline).
+  """
+  common.check_logits('vimco', logits, kind)
+  if num_samples < 2:
+    raise ValueError(f'vimco needs num_samples >= 2, got {num_samples}.')
+  keys = jax.random.split(key, num_samples)
+  bs = jax.vmap(lambda k: common.sample(k, logits, kind))(keys)  # [S, batch, ...]
+  fs = jax.vmap(f)(bs)  # [S, batch]
+  log_s = math.log(num_samples)
+  bound = jax.nn.logsumexp(fs, axis=0) - log_s  # [batch]
+  fs_sg = jax.lax.stop_gradient(fs)
+  others = (jnp.sum(fs_sg, axis=0, keepdims=True) - fs_sg) / (num_samples - 1)
+  eye = jnp.eye(num_samples, dtype=bool)[:, :, None]  # [S, S, 1]
+  replaced = jnp.where(eye, others[:, None, :], fs_sg[None, :, :])  # [S, S, b]
+  loo = jax.nn.logsumexp(replaced, axis=1) - log_s  # [S, batch]
+  signal = jax.lax.stop_gradient(bound)[None, :] - loo  # [S, batch]
+  log_probs = jax.vmap(lambda b: common.log_prob(logits, b, kind))(bs)  # [S, batch]
+  surrogate = bound + jnp.sum(common.score_term(signal, log_probs), axis=0)
+  return surrogate, {'signal': signal}, state

@@ -1,0 +1,162 @@
+"""Tests for gumbel/estimators/__init__.py: the registry and the shared contract.
+
+Every registered estimator: its registration, jitted gradient steps, and
+(statistical, see `estimator_testing`) a two-layer model built from two
+estimators. Run with
+`JAX_NUMPY_RANK_PROMOTION=raise python -m pytest tests/estimators_registry_test.py`.
+"""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import estimator_testing as et
+import gumbel
+from gumbel import diagnostics
+from gumbel import estimators
+from gumbel.estimators import ESTIMATORS
+
+
+def test_registry_has_every_estimator():
+  required = {'sf', 'nvil', 'darn', 'muprop', 'st', 'annealed_st',
+              'gumbel_softmax', 'st_gumbel_softmax', 'rebar', 'relax', 'arm',
+              'arsm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax'}
+  assert required <= set(ESTIMATORS)
+  for name, estimator in ESTIMATORS.items():
+    assert estimator.name == name
+    assert estimator.apply.__doc__ and 'References:' in estimator.apply.__doc__
+  assert set(et.UNBIASED) | set(et.BIASED) == set(ESTIMATORS)
+  assert all(ESTIMATORS[n].unbiased for n in et.UNBIASED)
+  assert not any(ESTIMATORS[n].unbiased for n in et.BIASED)
+
+
+FAMILIES = {'score_function': et.SCORE_FUNCTION, 'relaxed': et.RELAXED,
+            'coupled': et.COUPLED, 'control_variates': et.CONTROL_VARIATES}
+
+
+def test_families_cover_the_registry():
+  assert sorted(sum(FAMILIES.values(), ())) == sorted(ESTIMATORS)
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_each_family_lives_in_its_module(family):
+  module = getattr(estimators, family)
+  assert module.__name__ == f'gumbel.estimators.{family}'
+  for name in FAMILIES[family]:
+    assert ESTIMATORS[name].apply.__doc__ == getattr(module, name).__doc__
+    assert getattr(estimators, name) is getattr(module, name)  # Re-exported.
+
+
+def test_public_api_unchanged():
+  assert gumbel.ESTIMATORS is estimators.ESTIMATORS
+  assert gumbel.Estimator is estimators.Estimator
+  assert gumbel.get_estimator is estimators.get_estimator
+  assert isinstance(gumbel.get_estimator('rebar'), gumbel.Estimator)
+
+
+def test_unknown_name_lists_valid_names():
+  with pytest.raises(ValueError, match='valid names are: .*rebar.*sf'):
+    ESTIMATORS['reinforce']
+  with pytest.raises(KeyError):
+    estimators.get_estimator('reinforce')
+  assert 'reinforce' not in ESTIMATORS
+
+
+def test_bad_kind_and_logits_shape():
+  f = lambda z: z.sum(1)
+  with pytest.raises(ValueError, match='kind must be one of'):
+    ESTIMATORS['sf'].apply(jax.random.key(0), jnp.zeros((2, 3)), f, None,
+                           kind='gaussian')
+  with pytest.raises(ValueError, match=r'\[batch, D, K\]'):
+    ESTIMATORS['st'].apply(jax.random.key(0), jnp.zeros((2, 3)), f, (),
+                           kind='categorical')
+
+
+@pytest.mark.parametrize('name', list(ESTIMATORS))
+def test_jit_shapes_and_finite(name):
+  """Jitted gradient steps: [batch] surrogate, finite grads, one trace.
+
+  On the categorical model where allowed (the statistical tests compile both
+  kinds' gradients too).
+  """
+  kind = ESTIMATORS[name].kinds[-1]
+  problem = et.problem(kind)
+  estimator = ESTIMATORS[name]
+  state = estimator.init(jax.random.key(0), problem.logits, kind=kind)
+
+  chex.clear_trace_counter()
+
+  @functools.partial(jax.jit, compiler_options=diagnostics.FAST_COMPILE)
+  @chex.assert_max_traces(n=1)
+  def step(key, logits, params, state):
+    def loss(logits, params):
+      s, aux, new_state = estimator.apply(key, logits, problem.f(params), state,
+                                          kind=kind, **et.HPARAMS.get(name, {}))
+      return jnp.mean(s), (s, new_state)
+    return jax.grad(loss, argnums=(0, 1), has_aux=True)(logits, params)
+
+  for i in range(2):
+    grads, (s, new_state) = step(jax.random.key(i), problem.logits,
+                                 problem.params, state)
+  chex.assert_shape(s, (problem.logits.shape[0],))
+  chex.assert_trees_all_equal_structs(new_state, state)
+  chex.assert_tree_all_finite((grads, s, new_state))
+
+
+def test_two_layer_composition_is_unbiased():
+  """Statistical: disarm on layer 1 with rebar on layer 2 inside its f.
+
+  A 3 -> 3 Bernoulli belief net (64 joint configurations): the gradient with
+  respect to layer 1's logits, layer 2's weights and the decoder is within
+  5 standard errors (+1e-3) of the exact one.
+  """
+  k1, k2, k3, k4 = jax.random.split(jax.random.key(12), 4)
+  logits1 = jax.random.normal(k1, (2, 3))
+  params = {'w2': jax.random.normal(k2, (3, 3)), 'c2': jnp.zeros(3),
+            'v': jax.random.normal(k3, (6,))}
+  decoder = lambda p, b1, b2: jnp.tanh(jnp.concatenate([b1, b2], 1) @ p['v'])**2
+
+  def exact_objective(theta):
+    configs = diagnostics.enumerate_configurations('bernoulli', (3,))  # [8, 3]
+    l1, p = theta['logits1'], theta['params']
+    log_q1 = diagnostics._log_q(l1, configs, 'bernoulli')  # [8, batch]
+
+    def given_b1(b1):  # [3] -> [batch]
+      b1 = jnp.broadcast_to(b1[None], (2, 3))
+      l2 = b1 @ p['w2'] + p['c2'][None]
+      log_q2 = diagnostics._log_q(l2, configs, 'bernoulli')  # [8, batch]
+      fs = jax.vmap(lambda b2: decoder(p, b1, jnp.broadcast_to(b2[None], (2, 3))))(configs)
+      return jnp.sum(jnp.exp(log_q2) * fs, 0)
+
+    return jnp.sum(jnp.exp(log_q1) * jax.vmap(given_b1)(configs))
+
+  theta = {'logits1': logits1, 'params': params}
+  exact = diagnostics._flatten(jax.grad(exact_objective)(theta), 0)
+  rebar_state = ESTIMATORS['rebar'].init(k4, jnp.zeros((2, 3)), kind='bernoulli')
+
+  def one(key):
+    k_outer, k_inner = jax.random.split(key)
+
+    def surrogate(theta):
+      p = theta['params']
+
+      def f1(b1):
+        l2 = b1 @ p['w2'] + p['c2'][None]
+        s2, _, _ = ESTIMATORS['rebar'].apply(
+            k_inner, l2, lambda b2: decoder(p, b1, b2), rebar_state, kind='bernoulli')
+        return s2
+
+      s1, _, _ = ESTIMATORS['disarm'].apply(k_outer, theta['logits1'], f1, (),
+                                            kind='bernoulli')
+      return jnp.sum(s1)
+
+    return diagnostics._flatten(jax.grad(surrogate)(theta), 0)
+
+  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(k4, et.NUM_ESTIMATES))
+  mean = jnp.mean(grads, 0)
+  stderr = jnp.std(grads, 0) / np.sqrt(et.NUM_ESTIMATES)
+  assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3)
