@@ -12,6 +12,25 @@ without a host round trip and are *not* checked: a traced temperature <= 0
 gives inf/NaN outputs, exactly as the formulas do. Wrap the call in
 `jax.experimental.checkify` if you need run-time checks of traced values.
 
+Temperatures: one rule in every function that takes one (`gumbel_softmax`,
+`relaxed_bernoulli` and the three densities). With a category axis (logits
+`[..., K]`; the batch shape is the logits' shape without it), a temperature
+may be
+  (a) a scalar;
+  (b) shaped like the batch: `[B]` for logits `[B, K]`;
+  (c) shaped like the logits with size 1 on the category axis: `[B, 1]` for
+      `[B, K]`, exactly as `logits / tau` broadcasts.
+As in TensorFlow Probability, (b) and (c) broadcast against the batch shape
+in both directions: logits `[K]` with tau `[T]` or `[T, 1]` give samples
+`[T, K]` and log-densities `[T]`. When the temperature, right-aligned
+against the logits, has size 1 at the category axis, it is read as (c) (that
+axis is dropped), otherwise as (b). The Bernoulli functions have no category
+axis: their temperature broadcasts against the logits (and x) in both
+directions. The result's batch shape is the broadcast of all batch shapes
+(x, logits, temperature), and noise is drawn at that shape. Any other shape
+raises a `ValueError` that shows the shapes and the accepted forms. A
+non-default `axis` counts from the end (a negative axis) after broadcasting.
+
 References:
   [GS] Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax.
     ICLR 2017, arXiv:1611.01144.
@@ -91,40 +110,98 @@ def _float_result_type(*args) -> jnp.dtype:
   return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32)
 
 
-def _temperature_for(temperature, batch_shape: Sequence[int], axis, dtype):
-  """Reshapes a temperature that broadcasts against `batch_shape`.
+_CATEGORICAL_FORMS = (
+    'Accepted temperature shapes: (a) a scalar; (b) a batch shape, i.e. the '
+    'logits shape without the category axis ([B] for logits [B, K]); (c) the '
+    'logits shape with size 1 on the category axis ([B, 1] for [B, K], as '
+    '`logits / tau` broadcasts). (b) and (c) broadcast against the batch '
+    'shape in both directions: logits [K] with tau [T] or [T, 1] give [T, K] '
+    'samples. A temperature whose size on the category axis (right-aligned) '
+    'is 1 is read as (c).')
+_BERNOULLI_FORMS = (
+    'Accepted temperature shapes: a scalar, or any shape that broadcasts '
+    'against the logits (both directions: logits [D] with tau [T, 1] give '
+    '[T, D] samples).')
+
+
+def _broadcasts(*shapes) -> bool:
+  try:
+    np.broadcast_shapes(*shapes)
+    return True
+  except ValueError:
+    return False
+
+
+def _broadcast_error(tau_shape, what, forms, hint=''):
+  return ValueError(
+      f'temperature of shape {tuple(tau_shape)} does not broadcast against '
+      f'{what}. {forms}{hint}')
+
+
+def _categorical_temperature(temperature, shape, axis, dtype, what):
+  """Applies the temperature rule for a category axis (module docstring).
 
   Args:
-    temperature: scalar or array broadcastable to `batch_shape`.
-    batch_shape: the shape of the samples without the category axis.
-    axis: where to insert the category axis (None: no category axis).
+    temperature: a scalar or array of temperatures.
+    shape: the shape of the logits (for densities, of x and logits broadcast).
+    axis: the category axis, negative (counted from the end).
     dtype: the compute dtype.
+    what: the shapes in words, for errors ('logits of shape (2, 3)').
 
   Returns:
-    The temperature as an array that broadcasts against the full samples.
+    `(tau, out_shape)`: the output shape, i.e. the broadcast batch shape with
+    the category axis of size `shape[axis]` at `axis`, and the temperature
+    with the rank of `out_shape` and size 1 on the category axis.
   """
   check_temperature(temperature)
   tau = jnp.asarray(temperature, dtype)
-  if tau.ndim == 0:
-    return tau
+  shape = tuple(shape)
+  batch_shape = shape[:len(shape) + axis] + shape[len(shape) + axis + 1:]
+  form_c = tau.ndim >= -axis and tau.shape[axis] == 1
+  tau_batch = jnp.squeeze(tau, axis) if form_c else tau
   try:
-    broadcast_ok = np.broadcast_shapes(tau.shape, tuple(batch_shape)) == tuple(batch_shape)
+    out_batch = np.broadcast_shapes(tau_batch.shape, batch_shape)
   except ValueError:
-    broadcast_ok = False
-  if not broadcast_ok:
-    raise ValueError(
-        f'temperature of shape {tau.shape} does not broadcast to the batch '
-        f'shape {tuple(batch_shape)} (the logits shape without the category '
-        'axis).')
-  if tau.ndim > len(batch_shape):
-    raise ValueError(
-        f'temperature of shape {tau.shape} has more dimensions than the batch '
-        f'shape {tuple(batch_shape)}.')
+    hint = ''
+    if form_c and _broadcasts(tau.shape, batch_shape):
+      # Meant as a batch shape (b): the same with the category axis added.
+      position = tau.ndim + 1 + axis
+      suggested = tau.shape[:position] + (1,) + tau.shape[position:]
+      hint = (f' Its size at the category axis is 1, so it was read as (c); '
+              f'as a batch shape (b) it would broadcast: for that, pass shape '
+              f'{suggested}.')
+    raise _broadcast_error(
+        tau.shape, f'{what} (batch shape {batch_shape}, category axis {axis})',
+        _CATEGORICAL_FORMS, hint) from None
+  n = len(out_batch)
   # Left-pad to the batch rank (explicitly: rank promotion may be disabled).
-  tau = tau.reshape((1,) * (len(batch_shape) - tau.ndim) + tau.shape)
-  if axis is not None:
-    tau = jnp.expand_dims(tau, axis)
-  return tau
+  tau_batch = tau_batch.reshape((1,) * (n - tau_batch.ndim) + tau_batch.shape)
+  position = n + 1 + axis
+  out_shape = out_batch[:position] + (shape[axis],) + out_batch[position:]
+  return jnp.expand_dims(tau_batch, position), out_shape
+
+
+def _bernoulli_temperature(temperature, shape, dtype, what):
+  """Broadcasts a temperature against `shape` in both directions.
+
+  Args:
+    temperature: a scalar or array of temperatures.
+    shape: the shape of the logits (for densities, of x and logits broadcast).
+    dtype: the compute dtype.
+    what: the shapes in words, for errors.
+
+  Returns:
+    `(tau, out_shape)`: the broadcast shape, and the temperature left-padded
+    to its rank.
+  """
+  check_temperature(temperature)
+  tau = jnp.asarray(temperature, dtype)
+  try:
+    out_shape = np.broadcast_shapes(tau.shape, tuple(shape))
+  except ValueError:
+    raise _broadcast_error(tau.shape, what, _BERNOULLI_FORMS) from None
+  tau = tau.reshape((1,) * (len(out_shape) - tau.ndim) + tau.shape)
+  return tau, out_shape
 
 
 # ----------------------------------------------------------------------------
@@ -283,31 +360,36 @@ def gumbel_softmax(
   Args:
     key: a PRNG key.
     logits: unnormalized log-probabilities log(pi), at least rank 1.
-    temperature: tau > 0; a Python float or an array that broadcasts against
-      the batch shape (the shape of `logits` without `axis`), e.g. one
-      temperature per example or a learned temperature.
+    temperature: tau > 0; a Python float or an array: shaped like the batch
+      (`logits` without `axis`, e.g. `[B]` for `[B, K]`) or like `logits`
+      with size 1 on `axis` (`[B, 1]`), each broadcasting against the batch
+      shape in both directions (module docstring).
     hard: if True, return the straight-through sample: exactly one-hot in
       the forward pass (the argmax of the soft sample, which is a Gumbel-Max
       sample), with the gradient of the soft sample.
     axis: the category axis.
 
   Returns:
-    A sample on the simplex with the shape and dtype of `logits`.
+    A sample on the simplex with the dtype of `logits` and its shape, or the
+    broadcast shape when the temperature adds batch axes.
 
   References:
     [GS] eq. 2 and section 2.2 (straight-through); [CON] definition 2.
   """
   logits = jnp.asarray(logits)
-  axis = _check_logits(logits, axis)
+  # Negative: the category axis counts from the end, also after broadcasting.
+  axis = _check_logits(logits, axis) - logits.ndim
   dtype = logits.dtype
   compute = _compute_dtype(dtype)
-  batch_shape = logits.shape[:axis] + logits.shape[axis + 1:]
-  tau = _temperature_for(temperature, batch_shape, axis, compute)
-  g = sample_gumbel(key, logits.shape, compute)
-  y = jax.nn.softmax((logits.astype(compute) + g) / tau, axis=axis)
+  tau, shape = _categorical_temperature(
+      temperature, logits.shape, axis, compute, f'logits of shape {logits.shape}')
+  g = sample_gumbel(key, shape, compute)
+  # Broadcast explicitly: rank promotion may be disabled.
+  logits = jnp.broadcast_to(logits.astype(compute), shape)
+  y = jax.nn.softmax((logits + g) / tau, axis=axis)
   if hard:
     y_hard = jax.nn.one_hot(
-        jnp.argmax(y, axis=axis), logits.shape[axis], dtype=compute, axis=axis)
+        jnp.argmax(y, axis=axis), shape[axis], dtype=compute, axis=axis)
     y = straight_through(y_hard, y)
   return y.astype(dtype)
 
@@ -327,13 +409,14 @@ def relaxed_bernoulli(
   Args:
     key: a PRNG key.
     logits: log(p / (1 - p)) of each Bernoulli unit, any shape.
-    temperature: tau > 0; a float or an array broadcasting against `logits`.
+    temperature: tau > 0; a float or an array broadcasting against `logits`
+      in both directions.
     hard: if True, the forward value is the exact Bernoulli sample
       1[x > 1/2] with the gradient of x (straight-through).
 
   Returns:
-    Samples in (0, 1) (or {0, 1} if hard) with the shape and dtype of
-    `logits`.
+    Samples in (0, 1) (or {0, 1} if hard) with the dtype of `logits`, of
+    the broadcast shape of `logits` and `temperature`.
 
   References:
     [CON] section 3.3 and eq. 21 (Binary Concrete); [GS] section 2.2.
@@ -341,9 +424,12 @@ def relaxed_bernoulli(
   logits = jnp.asarray(logits)
   dtype = logits.dtype
   compute = _compute_dtype(dtype)
-  tau = _temperature_for(temperature, logits.shape, None, compute)
-  noise = sample_logistic(key, logits.shape, compute)
-  x = jax.nn.sigmoid((logits.astype(compute) + noise) / tau)
+  tau, shape = _bernoulli_temperature(
+      temperature, logits.shape, compute, f'logits of shape {logits.shape}')
+  noise = sample_logistic(key, shape, compute)
+  # Broadcast explicitly: rank promotion may be disabled.
+  logits = jnp.broadcast_to(logits.astype(compute), shape)
+  x = jax.nn.sigmoid((logits + noise) / tau)
   if hard:
     x = straight_through((x > 0.5).astype(compute), x)
   return x.astype(dtype)
@@ -352,6 +438,27 @@ def relaxed_bernoulli(
 # ----------------------------------------------------------------------------
 # Densities.
 # ----------------------------------------------------------------------------
+
+
+def _exp_concrete_log_prob(log_x, logits, temperature, axis, points):
+  """`exp_concrete_log_prob`; `points` names `log_x` in errors."""
+  log_x = jnp.asarray(log_x)
+  logits = jnp.asarray(logits)
+  # A negative axis counts from the end, so it stays valid after broadcasting.
+  axis = _check_logits(log_x, axis, points) - log_x.ndim
+  dtype = _float_result_type(log_x, logits)
+  compute = _compute_dtype(dtype)
+  shape = np.broadcast_shapes(log_x.shape, logits.shape)
+  n = shape[axis]
+  tau, shape = _categorical_temperature(
+      temperature, shape, axis, compute,
+      f'{points} of shape {log_x.shape} and logits of shape {logits.shape}')
+  # Broadcast explicitly: rank promotion may be disabled.
+  log_x = jnp.broadcast_to(log_x.astype(compute), shape)
+  z = jnp.broadcast_to(logits.astype(compute), shape) - tau * log_x
+  log_norm = math.lgamma(n) + (n - 1) * jnp.log(jnp.squeeze(tau, axis))
+  out = log_norm + jnp.sum(z, axis=axis) - n * jax.nn.logsumexp(z, axis=axis)
+  return out.astype(dtype)
 
 
 def exp_concrete_log_prob(
@@ -370,32 +477,19 @@ def exp_concrete_log_prob(
   Args:
     log_x: points y = log(x), shape [..., n] (category axis `axis`).
     logits: unnormalized log(alpha), broadcasting against `log_x`.
-    temperature: tau > 0, broadcasting against the batch shape.
+    temperature: tau > 0: a scalar, shaped like the batch or like the points
+      with size 1 on `axis`, broadcasting in both directions (module
+      docstring).
     axis: the category axis.
 
   Returns:
-    The log-density, of the broadcast batch shape (`axis` reduced).
+    The log-density, of the broadcast batch shape of the points, `logits`
+    and `temperature` (`axis` reduced).
 
   References:
     [CON] appendix C.3 (ExpConcrete), eq. 26.
   """
-  log_x = jnp.asarray(log_x)
-  logits = jnp.asarray(logits)
-  # A negative axis counts from the end, so it stays valid after broadcasting.
-  axis = _check_logits(log_x, axis, 'log_x') - log_x.ndim
-  dtype = _float_result_type(log_x, logits)
-  compute = _compute_dtype(dtype)
-  shape = np.broadcast_shapes(log_x.shape, logits.shape)
-  axis += len(shape)
-  n = shape[axis]
-  batch_shape = shape[:axis] + shape[axis + 1:]
-  tau = _temperature_for(temperature, batch_shape, axis, compute)
-  # Broadcast explicitly: rank promotion may be disabled.
-  log_x = jnp.broadcast_to(log_x.astype(compute), shape)
-  z = jnp.broadcast_to(logits.astype(compute), shape) - tau * log_x
-  log_norm = math.lgamma(n) + (n - 1) * jnp.log(jnp.squeeze(tau, axis) if tau.ndim else tau)
-  out = log_norm + jnp.sum(z, axis=axis) - n * jax.nn.logsumexp(z, axis=axis)
-  return out.astype(dtype)
+  return _exp_concrete_log_prob(log_x, logits, temperature, axis, 'log_x')
 
 
 def concrete_log_prob(
@@ -417,11 +511,14 @@ def concrete_log_prob(
   Args:
     x: points on the simplex, shape [..., n].
     logits: unnormalized log(alpha), broadcasting against `x`.
-    temperature: tau > 0, broadcasting against the batch shape.
+    temperature: tau > 0: a scalar, shaped like the batch or like the points
+      with size 1 on `axis`, broadcasting in both directions (module
+      docstring).
     axis: the category axis.
 
   Returns:
-    The log-density, of the broadcast batch shape (`axis` reduced).
+    The log-density, of the broadcast batch shape of the points, `logits`
+    and `temperature` (`axis` reduced).
 
   References:
     [CON] eq. 11 (definition 2); [GS] eq. 3.
@@ -430,7 +527,7 @@ def concrete_log_prob(
   axis = _check_logits(x, axis, 'x')
   compute = _compute_dtype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
   log_x = jnp.log(jnp.maximum(x.astype(compute), jnp.finfo(compute).tiny))
-  log_prob = exp_concrete_log_prob(log_x, logits, temperature, axis)
+  log_prob = _exp_concrete_log_prob(log_x, logits, temperature, axis, 'x')
   # The batch shape of x broadcasts (right-aligned) against that of log_prob.
   out = log_prob - jnp.broadcast_to(jnp.sum(log_x, axis=axis), log_prob.shape)
   return out.astype(_float_result_type(x, logits))
@@ -452,10 +549,12 @@ def binary_concrete_log_prob(
   Args:
     x: points in (0, 1).
     logits: log(alpha), broadcasting against `x`.
-    temperature: tau > 0, broadcasting against `x`.
+    temperature: tau > 0, broadcasting against `x` and `logits` in both
+      directions.
 
   Returns:
-    The log-density, of the broadcast shape of `x` and `logits`.
+    The log-density, of the broadcast shape of `x`, `logits` and
+    `temperature`.
 
   References:
     [CON] eq. 21 and appendix C.
@@ -465,7 +564,9 @@ def binary_concrete_log_prob(
   dtype = _float_result_type(x, logits)
   compute = _compute_dtype(dtype)
   shape = np.broadcast_shapes(x.shape, logits.shape)
-  tau = _temperature_for(temperature, shape, None, compute)
+  tau, shape = _bernoulli_temperature(
+      temperature, shape, compute,
+      f'x of shape {x.shape} and logits of shape {logits.shape}')
   finfo = jnp.finfo(compute)
   # Broadcast explicitly: rank promotion may be disabled.
   x = jnp.broadcast_to(jnp.clip(x.astype(compute), finfo.tiny, 1.0 - finfo.eps), shape)

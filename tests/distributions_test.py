@@ -16,6 +16,7 @@ import pytest
 import tensorflow_probability.substrates.jax as tfp
 
 import gumbel
+from gumbel import diagnostics
 
 tfd = tfp.distributions
 # tfp promotes ranks internally (e.g. a scalar temperature to shape [1]).
@@ -322,8 +323,9 @@ def test_gumbel_softmax_per_example_temperature():
     np.testing.assert_allclose(
         y[:, b], gumbel_softmax(key, logits, float(tau[b]))[:, b], rtol=1e-5, atol=1e-7)
   assert np.all(y[:, 0].max(-1) > 0.9) and np.all(y[:, 3].max(-1) < 0.3)
-  # A [A, 1] temperature, and a per-example temperature along axis 0.
-  tau_a = jnp.asarray([[0.1], [1.0], [10.0]])
+  # A temperature per row of axis 0 ([A, 1, 1]: size 1 on the category axis,
+  # as `logits / tau` broadcasts), and a per-example temperature along axis 0.
+  tau_a = jnp.asarray([[[0.1]], [[1.0]], [[10.0]]])
   y = gumbel_softmax(key, logits, tau_a)
   np.testing.assert_allclose(y[2], gumbel_softmax(key, logits, 10.0)[2], rtol=1e-5)
   y = gumbel_softmax(key, jnp.moveaxis(logits, -1, 0), tau, axis=0)  # [K, A, B]
@@ -332,9 +334,12 @@ def test_gumbel_softmax_per_example_temperature():
 
 
 @pytest.mark.parametrize(
-    'tau_shape', [(3,), (5,), (3, 4), (2, 3, 4), (5, 1)],
-    ids=['K_not_B', 'wrong_B', 'full_logits_shape', 'extra_dim', 'expands_batch'])
+    'tau_shape', [(3,), (5,), (1, 4, 3), (3, 1), (5, 1)],
+    ids=['K_not_B', 'wrong_B', 'full_logits_shape', 'K_with_category_axis',
+         'wrong_B_with_category_axis'])
 def test_gumbel_softmax_temperature_not_broadcasting_raises(tau_shape):
+  """Shapes that fit none of the forms (extra leading axes broadcast: see
+  `test_gumbel_softmax_temperature_forms`)."""
   logits = jnp.zeros((1, 4, 3))  # Batch shape [1, 4].
   with pytest.raises(ValueError, match=r'temperature of shape'):
     gumbel_softmax(_key(), logits, jnp.ones(tau_shape))
@@ -775,6 +780,231 @@ def test_bernoulli_kl_equals_categorical_kl():
       _numpy_categorical_kl(stack(logits_q), stack(jnp.broadcast_to(logits_p[0], (6, 5)))),
       rtol=1e-5, atol=1e-6)
   assert bernoulli_kl(0.3, 0.0).dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------
+# Temperature broadcasting (the rule in gumbel/distributions.py's docstring).
+# ----------------------------------------------------------------------------
+
+_TAU_VALUES = np.asarray([0.3, 0.7, 1.5, 4.0], np.float32)
+# Many small shapes: compiling without LLVM optimisation halves the time.
+_fast_jit = functools.partial(jax.jit, compiler_options=diagnostics.FAST_COMPILE)
+_gumbel_softmax = _fast_jit(gumbel.gumbel_softmax, static_argnames=('hard', 'axis'))
+_relaxed_bernoulli = _fast_jit(gumbel.relaxed_bernoulli, static_argnames=('hard',))
+_concrete_log_prob = _fast_jit(gumbel.concrete_log_prob, static_argnames=('axis',))
+_exp_concrete_log_prob = _fast_jit(gumbel.exp_concrete_log_prob, static_argnames=('axis',))
+_binary_concrete_log_prob = _fast_jit(gumbel.binary_concrete_log_prob)
+
+# name: (logits shape, temperature shape, axis, the same temperature written
+# in form (c), i.e. as numpy broadcasting reads it). The sample shape is the
+# numpy broadcast of the logits shape and the last column.
+_CATEGORICAL_FORMS = {
+    'scalar': ((4, 5), (), -1, ()),
+    'batch': ((4, 5), (4,), -1, (4, 1)),
+    'batch_with_category_axis': ((4, 5), (4, 1), -1, (4, 1)),
+    'issue_example': ((8, 4), (8, 1), -1, (8, 1)),
+    'row_with_batch_taus': ((5,), (4,), -1, (4, 1)),
+    'row_with_category_axis_taus': ((5,), (4, 1), -1, (4, 1)),
+    'batch_adds_leading_axis': ((3, 5), (4, 3), -1, (4, 3, 1)),
+    'category_axis_adds_leading_axis': ((3, 5), (4, 1, 1), -1, (4, 1, 1)),
+    'batch_adds_axes_to_2d_batch': ((1, 4, 3), (2, 3, 4), -1, (2, 3, 4, 1)),
+    'axis0_batch': ((5, 4), (4,), 0, (1, 4)),
+    'axis0_category_axis': ((5, 4), (1, 4), 0, (1, 4)),
+    'axis0_adds_leading_axis': ((5, 3), (4, 1, 3), 0, (4, 1, 3)),
+}
+_FORM_IDS = list(_CATEGORICAL_FORMS)
+_HARD_FORMS = ('issue_example', 'batch_adds_leading_axis', 'axis0_adds_leading_axis')
+
+
+def _taus(shape):
+  return np.resize(_TAU_VALUES, shape).astype(np.float32)
+
+
+def _sample_shape(logits_shape, numpy_tau_shape):
+  return np.broadcast_shapes(logits_shape, numpy_tau_shape)
+
+
+def _assert_per_temperature(out, tau, reference):
+  """Each entry of `out` equals `reference(t)` (a scalar-temperature call)
+  wherever the broadcast temperature `tau` is t."""
+  tau = np.broadcast_to(tau, out.shape)
+  for t in np.unique(tau):
+    mask = tau == t
+    np.testing.assert_allclose(np.asarray(out)[mask], np.asarray(reference(float(t)))[mask],
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('form,hard', [
+    pytest.param(f, h, id=f'{f}-{"hard" if h else "soft"}') for f in _FORM_IDS
+    for h in (False, True) if not h or f in _HARD_FORMS])
+def test_gumbel_softmax_temperature_forms(form, hard):
+  """Jitted: the sample shape, and each entry equals the scalar-temperature
+  sample of the same (broadcast) shape and key: the noise is drawn at the
+  broadcast shape and each row gets its own temperature."""
+  logits_shape, tau_shape, axis, numpy_tau_shape = _CATEGORICAL_FORMS[form]
+  shape = _sample_shape(logits_shape, numpy_tau_shape)
+  end_axis = axis - len(logits_shape) if axis >= 0 else axis  # After broadcasting.
+  logits, tau = _logits(130, logits_shape), _taus(tau_shape)
+  y = _gumbel_softmax(_key(31), logits, tau, hard=hard, axis=axis)
+  chex.assert_shape(y, shape)
+  np.testing.assert_allclose(np.asarray(y).sum(end_axis), 1.0, rtol=1e-5)
+  logits_full = np.broadcast_to(logits, shape)
+  _assert_per_temperature(
+      y, tau.reshape(numpy_tau_shape),
+      lambda t: _gumbel_softmax(_key(31), logits_full, t, hard=hard, axis=end_axis))
+
+
+@pytest.mark.parametrize('form', _FORM_IDS)
+def test_categorical_densities_temperature_forms(form):
+  """Jitted: log-densities of the broadcast batch shape, equal to the
+  per-row (scalar-temperature) densities; against tfp for axis -1."""
+  logits_shape, tau_shape, axis, numpy_tau_shape = _CATEGORICAL_FORMS[form]
+  shape = _sample_shape(logits_shape, numpy_tau_shape)
+  end_axis = axis - len(logits_shape) if axis >= 0 else axis  # After broadcasting.
+  k = logits_shape[axis]
+  x = _simplex_points(131, math.prod(logits_shape) // k, k)  # [N, K]
+  x = np.moveaxis(x.reshape(np.moveaxis(np.empty(logits_shape), axis, -1).shape), -1, axis)
+  logits, tau = _logits(132, logits_shape), _taus(tau_shape)
+  batch_tau = np.squeeze(tau.reshape(numpy_tau_shape), end_axis) if tau.ndim else tau
+  batch_shape = shape[:len(shape) + end_axis] + shape[len(shape) + end_axis + 1:]
+  x_full, logits_full = np.broadcast_to(x, shape), np.broadcast_to(logits, shape)
+  for fn, points, points_full in [(_concrete_log_prob, x, x_full),
+                                  (_exp_concrete_log_prob, np.log(x), np.log(x_full))]:
+    log_p = fn(points, logits, tau, axis)
+    chex.assert_shape(log_p, batch_shape)
+    _assert_per_temperature(log_p, batch_tau,
+                            lambda t: fn(points_full, logits_full, t, end_axis))
+  if axis == -1:
+    np.testing.assert_allclose(
+        _concrete_log_prob(x, logits, tau),
+        _tfp_log_prob(tfd.RelaxedOneHotCategorical, batch_tau, logits_full, x_full),
+        rtol=1e-4, atol=1e-4)
+
+
+# name: (logits shape, temperature shape); numpy broadcasting gives the rest.
+_BERNOULLI_FORMS = {
+    'scalar': ((4, 5), ()),
+    'elementwise': ((4, 5), (4, 5)),
+    'per_unit': ((4, 5), (5,)),
+    'per_row': ((4, 5), (4, 1)),
+    'row_with_column_taus': ((5,), (4, 1)),
+    'adds_leading_axis': ((3, 5), (4, 1, 1)),
+}
+
+
+@pytest.mark.parametrize('form,hard', [
+    pytest.param(f, h, id=f'{f}-{"hard" if h else "soft"}') for f in _BERNOULLI_FORMS
+    for h in (False, True) if not h or f == 'adds_leading_axis'])
+def test_relaxed_bernoulli_temperature_forms(form, hard):
+  logits_shape, tau_shape = _BERNOULLI_FORMS[form]
+  shape = np.broadcast_shapes(logits_shape, tau_shape)
+  logits, tau = _logits(133, logits_shape), _taus(tau_shape)
+  x = _relaxed_bernoulli(_key(34), logits, tau, hard=hard)
+  chex.assert_shape(x, shape)
+  logits_full = np.broadcast_to(logits, shape)
+  _assert_per_temperature(x, tau, lambda t: _relaxed_bernoulli(_key(34), logits_full, t, hard=hard))
+
+
+@pytest.mark.parametrize('form', list(_BERNOULLI_FORMS))
+def test_binary_concrete_log_prob_temperature_forms(form):
+  """Also with x of lower rank than the logits; against tfp."""
+  logits_shape, tau_shape = _BERNOULLI_FORMS[form]
+  shape = np.broadcast_shapes(logits_shape, tau_shape)
+  x = np.random.default_rng(135).uniform(0.05, 0.95, size=logits_shape[-1:]).astype(np.float32)
+  logits, tau = _logits(136, logits_shape), _taus(tau_shape)
+  log_p = _binary_concrete_log_prob(x, logits, tau)
+  chex.assert_shape(log_p, shape)
+  x_full, logits_full = np.broadcast_to(x, shape), np.broadcast_to(logits, shape)
+  _assert_per_temperature(log_p, tau, lambda t: _binary_concrete_log_prob(x_full, logits_full, t))
+  np.testing.assert_allclose(
+      log_p, _tfp_log_prob(tfd.RelaxedBernoulli, np.broadcast_to(tau, shape), logits_full, x_full),
+      rtol=1e-4, atol=1e-4)
+
+
+def test_issue_example_per_example_temperature():
+  """_gumbel_softmax(key, logits[8, 4], tau[8, 1]) (issue 6) is tau[8]'s sample."""
+  logits = _logits(137, (8, 4))
+  tau = np.linspace(0.1, 3.0, 8).astype(np.float32)
+  y = gumbel.gumbel_softmax(_key(38), logits, tau[:, None])
+  chex.assert_shape(y, (8, 4))
+  np.testing.assert_array_equal(y, gumbel.gumbel_softmax(_key(38), logits, tau))
+  for b in (0, 7):
+    np.testing.assert_allclose(y[b], gumbel.gumbel_softmax(_key(38), logits, float(tau[b]))[b],
+                               rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(
+      gumbel.concrete_log_prob(y, logits, tau[:, None]), gumbel.concrete_log_prob(y, logits, tau),
+      rtol=1e-6)
+
+
+def test_temperature_forms_under_vmap():
+  """vmap over a leading temperature axis: each form inside the vmapped
+  function, against the unbatched calls (samplers, unbatched key) and
+  against the two-way broadcast call (densities)."""
+  logits = _logits(139, (3, 5))
+  x = _simplex_points(140, 3, 5)
+  key = _key(41)
+  for tau in (_taus((4, 3)), _taus((4, 3, 1))):  # Per row: (b) [3], (c) [3, 1].
+    y = _fast_jit(jax.vmap(gumbel.gumbel_softmax, in_axes=(None, None, 0)))(key, logits, tau)
+    chex.assert_shape(y, (4, 3, 5))
+    for t in range(4):
+      np.testing.assert_allclose(y[t], _gumbel_softmax(key, logits, tau[t]), rtol=1e-5, atol=1e-7)
+    for fn, points in [(gumbel.concrete_log_prob, x), (gumbel.exp_concrete_log_prob, np.log(x))]:
+      batched = _fast_jit(jax.vmap(fn, in_axes=(None, None, 0)))(points, logits, tau)
+      chex.assert_shape(batched, (4, 3))
+      np.testing.assert_allclose(batched, fn(points, logits, tau), rtol=1e-5, atol=1e-5)
+  tau = _taus((4, 3, 1))
+  xb = _fast_jit(jax.vmap(gumbel.relaxed_bernoulli, in_axes=(None, None, 0)))(key, logits, tau)
+  chex.assert_shape(xb, (4, 3, 5))
+  for t in range(4):
+    np.testing.assert_allclose(xb[t], _relaxed_bernoulli(key, logits, tau[t]), rtol=1e-5, atol=1e-7)
+  batched = _fast_jit(jax.vmap(gumbel.binary_concrete_log_prob, in_axes=(None, None, 0)))(
+      x, logits, tau)
+  np.testing.assert_allclose(batched, _binary_concrete_log_prob(x, logits, tau), rtol=1e-5, atol=1e-5)
+  # vmap over the logits' rows with one temperature per row.
+  per_row = _fast_jit(jax.vmap(gumbel.gumbel_softmax, in_axes=(None, 0, 0)))(
+      key, logits, _taus((3, 1)))
+  chex.assert_shape(per_row, (3, 5))
+
+
+_BAD_SHAPES = {
+    'gumbel_softmax': lambda t: gumbel.gumbel_softmax(_key(), jnp.zeros((3, 4, 5)), t),
+    'concrete_log_prob': lambda t: gumbel.concrete_log_prob(
+        jnp.full((3, 4, 5), 0.2), jnp.zeros(5), t),
+    'exp_concrete_log_prob': lambda t: gumbel.exp_concrete_log_prob(
+        jnp.full((3, 4, 5), -math.log(5)), jnp.zeros((4, 5)), t),
+    'relaxed_bernoulli': lambda t: gumbel.relaxed_bernoulli(_key(), jnp.zeros((3, 4, 5)), t),
+    'binary_concrete_log_prob': lambda t: gumbel.binary_concrete_log_prob(
+        jnp.full((3, 4, 5), 0.5), jnp.zeros(5), t),
+}
+_SHAPES_IN_MESSAGE = {
+    'gumbel_softmax': r'logits of shape \(3, 4, 5\) \(batch shape \(3, 4\), category axis -1\)',
+    'concrete_log_prob': r'x of shape \(3, 4, 5\) and logits of shape \(5,\) \(batch shape',
+    'exp_concrete_log_prob': r'log_x of shape \(3, 4, 5\) and logits of shape \(4, 5\)',
+    'relaxed_bernoulli': r'logits of shape \(3, 4, 5\)',
+    'binary_concrete_log_prob': r'x of shape \(3, 4, 5\) and logits of shape \(5,\)',
+}
+
+
+@pytest.mark.parametrize('jit', [False, True], ids=['eager', 'jit'])
+@pytest.mark.parametrize('fn', list(_BAD_SHAPES))
+def test_temperature_of_no_accepted_form_raises(fn, jit):
+  """The error names the shapes and lists the accepted forms (also under jit:
+  shapes are static)."""
+  call = jax.jit(_BAD_SHAPES[fn]) if jit else _BAD_SHAPES[fn]
+  with pytest.raises(ValueError, match=(
+      r'temperature of shape \(2, 1\) does not broadcast against '
+      + _SHAPES_IN_MESSAGE[fn] + r'.*Accepted temperature shapes: .*scalar')):
+    call(jnp.ones((2, 1)))
+
+
+def test_temperature_read_as_category_axis_form_suggests_batch_form():
+  """[A, 1] for logits [A, B, K] is form (c) (size 1 on the category axis),
+  which does not broadcast; the error shows the batch-form spelling."""
+  logits = jnp.zeros((3, 4, 5))
+  with pytest.raises(ValueError, match=r'read as \(c\).*pass shape \(3, 1, 1\)'):
+    gumbel.gumbel_softmax(_key(), logits, jnp.ones((3, 1)))
+  chex.assert_shape(gumbel.gumbel_softmax(_key(), logits, jnp.ones((3, 1, 1))), (3, 4, 5))
+
 
 
 # ----------------------------------------------------------------------------
