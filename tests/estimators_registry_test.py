@@ -7,6 +7,7 @@ estimators. Run with
 """
 
 import functools
+import re
 
 import chex
 import jax
@@ -74,6 +75,62 @@ def test_bad_kind_and_logits_shape():
   with pytest.raises(ValueError, match=r'\[batch, D, K\]'):
     ESTIMATORS['st'].apply(jax.random.key(0), jnp.zeros((2, 3)), f, (),
                            kind='categorical')
+
+
+_LOGITS_SHAPES = {'bernoulli': (2, 3), 'categorical': (2, 3, 4)}
+_BAD_OBJECTIVES = {
+    # name: (f, what the message says f returned)
+    'scalar': (lambda z: jnp.sum(z), r'an array of shape \(\) \(a scalar'),
+    'not_reduced': (lambda z: z.reshape(z.shape[0], -1),
+                    r'an array of shape \(2, (3|12)\) \(f did not reduce'),
+    'batch_reduced': (lambda z: jnp.sum(z, axis=0), r'an array of shape \((3,|3, 4)\)'),
+    'tuple': (lambda z: (jnp.sum(z.reshape(z.shape[0], -1), 1), {}), r'a tuple, not an array'),
+    'float': (lambda z: 1.0, r'a float, not an array'),
+}
+
+
+@pytest.mark.parametrize('name,kind', et.cases(ESTIMATORS))
+def test_objective_of_wrong_shape_raises_at_trace_time(name, kind):
+  """Under jit and grad, for every estimator, before anything runs."""
+  logits = jnp.zeros(_LOGITS_SHAPES[kind])
+  estimator = ESTIMATORS[name]
+  state = estimator.init(jax.random.key(0), logits, kind=kind)
+  for f, returned in _BAD_OBJECTIVES.values():
+    def loss(logits, f=f):
+      s, _, _ = estimator.apply(jax.random.key(1), logits, f, state, kind=kind,
+                                **et.HPARAMS.get(name, {}))
+      return jnp.sum(s)
+    shape = re.escape(str(_LOGITS_SHAPES[kind]))
+    with pytest.raises(ValueError, match=(
+        rf"Estimator '{name}': f must map a sample of shape {shape} to the "
+        rf'per-example objective of shape \(batch,\) = \(2,\), but returned '
+        rf'{returned}.*Reduce over the event axes, not over the batch axis 0')):
+      jax.jit(jax.grad(loss))(logits)
+
+
+@pytest.mark.parametrize('name,kind', et.cases(ESTIMATORS))
+def test_kind_that_does_not_match_the_logits_rank_raises(name, kind):
+  """Ranks are strict: the other kind's rank, one less and one more."""
+  (other,) = [k for k in et.KINDS if k != kind]
+  estimator = ESTIMATORS[name]
+  state = estimator.init(jax.random.key(0), jnp.zeros(_LOGITS_SHAPES[kind]), kind=kind)
+  expected = r'\[batch, D\]' if kind == 'bernoulli' else r'\[batch, D, K\]'
+  right = _LOGITS_SHAPES[kind]
+  for shape in (_LOGITS_SHAPES[other], right[1:], right + (5,)):
+    if other in estimator.kinds and shape == _LOGITS_SHAPES[other]:
+      suggestion = rf"did you mean kind='{other}'\?"
+    elif shape == _LOGITS_SHAPES[other]:
+      suggestion = rf"fits kind='{other}'.*which '{name}' does not support"
+    elif shape == right[1:]:
+      suggestion = r'add the batch axis: logits\[None\]'
+    else:
+      suggestion = r'Merge the event axes'
+    with pytest.raises(ValueError, match=(
+        rf"Estimator '{name}': kind='{kind}' needs logits of shape {expected} "
+        rf'.*got shape {re.escape(str(shape))}.*{suggestion}')):
+      jax.jit(lambda logits: estimator.apply(
+          jax.random.key(1), logits, lambda z: jnp.sum(z.reshape(z.shape[0], -1), 1),
+          state, kind=kind, **et.HPARAMS.get(name, {}))[0])(jnp.zeros(shape))
 
 
 @pytest.mark.parametrize('name', list(ESTIMATORS))

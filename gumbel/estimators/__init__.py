@@ -8,11 +8,16 @@ lists the valid ones):
   surrogate, aux, new_state = estimator.apply(
       key, logits, f, state, *, kind, **hparams)
 
-* `logits`: `[batch, D]` Bernoulli logits (`kind='bernoulli'`) or
-  `[batch, D, K]` categorical logits (`kind='categorical'`; any event shape
-  works, the category axis is last). Axis 0 is always the batch axis.
+* `logits`: exactly `[batch, D]` Bernoulli logits (`kind='bernoulli'`) or
+  `[batch, D, K]` categorical logits (`kind='categorical'`, the category axis
+  last). Axis 0 is always the batch axis. Another rank raises a `ValueError`
+  (at trace time) that names the estimator, the kind and both shapes, and
+  suggests the other kind when the rank fits it.
 * `f`: maps a sample of the shape of `logits` (hard `{0, 1}` / one-hot, or
-  relaxed in `[0, 1]` / on the simplex) to a per-example objective `[batch]`.
+  relaxed in `[0, 1]` / on the simplex) to a per-example objective `[batch]`;
+  anything else (a scalar, `[batch, D]`, a tuple) raises a `ValueError` at
+  trace time that names the estimator and the shapes. Some estimators call
+  `f` under `jax.vmap` (vimco, arsm); it still sees `[batch, ...]` samples.
   `f` may close over parameters (a decoder, the encoder itself, another
   layer's estimator with a fixed key): their gradients flow through the
   surrogate. Examples must not interact inside `f`. Estimators that
@@ -165,8 +170,12 @@ class UnknownEstimatorError(KeyError, ValueError):
 
 def _checked(name, fn, kinds):
   def apply(key, logits, f, state, *, kind, **hparams):
+    # At trace time: the kind, the logits' rank, and what f returns.
     common.check_kind(name, kind, kinds)
-    return fn(key, jnp.asarray(logits), f, state, kind=kind, **hparams)
+    logits = jnp.asarray(logits)
+    common.check_logits(name, logits, kind, kinds)
+    f = common.check_objective(name, f, logits.shape[0])
+    return fn(key, logits, f, state, kind=kind, **hparams)
 
   apply.__doc__ = fn.__doc__
   apply.__name__ = name

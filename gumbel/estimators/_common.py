@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gumbel import distributions
 
@@ -48,13 +49,80 @@ def check_kind(name: str, kind: str, kinds: Sequence[str]):
         f'{alternatives}.')
 
 
-def check_logits(name: str, logits: Array, kind: str):
-  min_ndim = 2 if kind == 'bernoulli' else 3
-  if logits.ndim < min_ndim:
-    shape = '[batch, D]' if kind == 'bernoulli' else '[batch, D, K]'
+_SHAPES = {'bernoulli': '[batch, D]', 'categorical': '[batch, D, K]'}
+_RANKS = {'bernoulli': 2, 'categorical': 3}
+
+
+def check_logits(name: str, logits: Array, kind: str,
+                 kinds: Sequence[str] = BOTH):
+  """Raises `ValueError` unless `logits` has the rank of `kind`.
+
+  Args:
+    name: the estimator, for the message.
+    logits: the logits.
+    kind: 'bernoulli' (`[batch, D]`) or 'categorical' (`[batch, D, K]`).
+    kinds: the kinds the estimator allows (for the suggestion).
+  """
+  rank = _RANKS[kind]
+  if logits.ndim == rank:
+    return
+  message = (f'Estimator {name!r}: kind={kind!r} needs logits of shape '
+             f'{_SHAPES[kind]} (rank {rank}; axis 0 is the batch), got shape '
+             f'{logits.shape}.')
+  (other,) = [k for k in KINDS if k != kind]
+  if logits.ndim == _RANKS[other]:
+    if other in kinds:
+      message += (f' That rank fits kind={other!r} ({_SHAPES[other]}): did '
+                  f'you mean kind={other!r}?')
+    else:
+      message += (f' That rank fits kind={other!r} ({_SHAPES[other]}), which '
+                  f'{name!r} does not support (it allows {tuple(kinds)}).')
+  if logits.ndim == rank - 1:
+    message += ' For a single example, add the batch axis: logits[None].'
+  elif logits.ndim > rank:
+    message += (f' Merge the event axes into {_SHAPES[kind]}, e.g. with '
+                f'logits.reshape({"(batch, -1)" if kind == "bernoulli" else "(batch, -1, K)"}).')
+  raise ValueError(message)
+
+
+def check_objective(name: str, f: ObjectiveFn, batch_size: int) -> ObjectiveFn:
+  """Wraps `f` to raise `ValueError` at trace time unless it returns `[batch]`.
+
+  Estimators may call `f` under `jax.vmap` (vimco, arsm), where it still
+  sees `[batch, ...]` samples, so the check holds there too.
+
+  Args:
+    name: the estimator, for the message.
+    f: the per-example objective.
+    batch_size: the size of the logits' axis 0.
+
+  Returns:
+    `f`, checked.
+  """
+
+  def checked(z):
+    out = f(z)
+    if isinstance(out, (jax.Array, np.ndarray)) and out.shape == (batch_size,):
+      return out
+    if isinstance(out, (jax.Array, np.ndarray)):
+      returned = f'an array of shape {out.shape}'
+      if out.ndim == 0:
+        hint = ' (a scalar: f reduced over the batch axis too)'
+      elif out.shape[0] == batch_size:
+        hint = ' (f did not reduce over all the event axes)'
+      else:
+        hint = ''
+    else:
+      returned = f'a {type(out).__name__}, not an array'
+      hint = ' (return only the objective, not auxiliary values)' if isinstance(
+          out, (tuple, list, dict)) else ''
     raise ValueError(
-        f'Estimator {name!r}: {kind} logits must have shape {shape} (axis 0 '
-        f'is the batch), got shape {logits.shape}.')
+        f'Estimator {name!r}: f must map a sample of shape {jnp.shape(z)} to '
+        f'the per-example objective of shape (batch,) = ({batch_size},), but '
+        f'returned {returned}{hint}. Reduce over the event axes, not over the '
+        'batch axis 0: e.g. jnp.sum(terms.reshape(z.shape[0], -1), axis=1).')
+
+  return checked
 
 
 def zero(x: Array) -> Array:
