@@ -125,19 +125,94 @@ def check_objective(name: str, f: ObjectiveFn, batch_size: int) -> ObjectiveFn:
   return checked
 
 
+# The surrogate algebra below is written with `jax.custom_jvp` so that each
+# term's VALUE is a constant zero that does not depend on its inputs: the
+# value of a surrogate then needs only what the value needs (e.g. f at the
+# true sample), and XLA drops the gradient machinery (pseudo-samples,
+# control variates, Taylor baselines) from value-only evaluations, such as
+# an estimator nested inside another estimator's f. `x - stop_gradient(x)`
+# has the same derivatives but computes x in the forward pass.
+
+
+@jax.custom_jvp
 def zero(x: Array) -> Array:
-  """Zero in the forward pass, the gradient of `x` in the backward pass."""
-  return x - jax.lax.stop_gradient(x)
+  """Zero in value (not computed from x); its derivative is that of x.
+
+  Args:
+    x: any array.
+
+  Returns:
+    `zeros_like(x)`, with tangent `x_dot` (so every derivative of `zero(x)`
+    is that of `x`, as for `x - stop_gradient(x)`).
+  """
+  return jnp.zeros_like(x)
+
+
+@zero.defjvp
+def _zero_jvp(primals, tangents):
+  (x,), (x_dot,) = primals, tangents
+  return zero(x), x_dot
 
 
 def magic_box(x: Array) -> Array:
-  """exp(x - stop_gradient(x)): one in value, d/dtheta = dx/dtheta."""
+  """exp(zero(x)): one in value, d/dtheta = dx/dtheta (DiCE's magic box)."""
   return jnp.exp(zero(x))
 
 
+@jax.custom_jvp
 def score_term(signal: Array, log_prob: Array) -> Array:
-  """Zero in value; gradient stop_gradient(signal) * grad log_prob."""
-  return jax.lax.stop_gradient(signal) * (magic_box(log_prob) - 1.0)
+  """The score-function term: zero in value, derivative signal * d log_prob.
+
+  The same derivatives as `signal * (magic_box(log_prob) - 1)` wherever
+  signal's own derivative is zero at first order: signal enters the tangent
+  as a primal, so the derivative of the tangent with respect to what signal
+  depends on (REBAR/RELAX's control-variate parameters) is kept, while
+  signal's tangent is dropped. Pass a stop-gradient signal for the plain
+  score function. The value is zeros, computed from neither argument.
+
+  Args:
+    signal: the learning signal, of the shape of `log_prob`.
+    log_prob: log q(b) of the sample.
+
+  Returns:
+    Zeros of the shape of `log_prob`; tangent
+    `signal * magic_box(log_prob) * log_prob_dot` (the magic box keeps the
+    higher derivatives with respect to log_prob as DiCE's).
+  """
+  return jnp.zeros(jnp.shape(log_prob), jnp.result_type(signal, log_prob))
+
+
+@score_term.defjvp
+def _score_term_jvp(primals, tangents):
+  signal, log_prob = primals
+  _, log_prob_dot = tangents
+  return (score_term(signal, log_prob),
+          signal * magic_box(log_prob) * log_prob_dot)
+
+
+@jax.custom_jvp
+def coefficient_term(coef: Array, x: Array) -> Array:
+  """event_sum(stop_gradient(coef) * zero(x)), zero in value.
+
+  Puts a gradient `coef` on `x` (e.g. an estimated gradient on the logits)
+  without computing `coef` in a value-only evaluation.
+
+  Args:
+    coef: `[batch, ...]`, of the shape of `x`; not differentiated.
+    x: `[batch, ...]`.
+
+  Returns:
+    Zeros `[batch]`; tangent `event_sum(stop_gradient(coef) * x_dot)`.
+  """
+  return jnp.zeros(jnp.shape(x)[:1], jnp.result_type(coef, x))
+
+
+@coefficient_term.defjvp
+def _coefficient_term_jvp(primals, tangents):
+  coef, x = primals
+  _, x_dot = tangents
+  return (coefficient_term(coef, x),
+          event_sum(jax.lax.stop_gradient(coef) * x_dot))
 
 
 def event_sum(x: Array) -> Array:
@@ -247,7 +322,7 @@ def input_only(f: ObjectiveFn, y: Array) -> Array:
   value, vjp = jax.vjp(f, y)
   (grad_y,) = vjp(jnp.ones_like(value))
   grad_y = jax.lax.stop_gradient(grad_y)
-  return jax.lax.stop_gradient(value) + event_sum(grad_y * zero(y))
+  return jax.lax.stop_gradient(value) + coefficient_term(grad_y, y)
 
 
 # ----------------------------------------------------------------------------

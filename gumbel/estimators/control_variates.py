@@ -57,8 +57,8 @@ def _rebar_surrogate(logits, params, u, v, f, f_cv, kind):
   zt_fixed = common.conditional_perturb(jax.lax.stop_gradient(logits_n), b, v, kind)
   signal = jax.lax.stop_gradient(fb) - control_variate(zt_fixed)
   log_q = common.log_prob(logits, b, kind)
-  score = signal * (common.magic_box(log_q) - 1.0)
-  return fb + score + common.zero(c_z - c_zt)
+  # Zero in value: a value-only call computes f(b) alone.
+  return fb + common.score_term(signal, log_q) + common.zero(c_z - c_zt)
 
 
 def _rebar_apply(name, key, logits, f, state, *, kind, cv_learning_rate):

@@ -123,8 +123,7 @@ def arm(key, logits, f, state, *, kind):
   b2 = (u < jax.nn.sigmoid(logits_sg)).astype(u.dtype)
   f1, f2 = f(b1), f(b2)
   coef = jax.lax.stop_gradient((f1 - f2)[:, None] * (u - 0.5).reshape(u.shape[0], -1))
-  surrogate = 0.5 * (f1 + f2) + common.event_sum(
-      coef.reshape(logits.shape) * common.zero(logits))
+  surrogate = 0.5 * (f1 + f2) + common.coefficient_term(coef.reshape(logits.shape), logits)
   return surrogate, {}, state
 
 
@@ -161,5 +160,5 @@ def disarm(key, logits, f, state, *, kind):
   diff = 0.5 * (fb - fbt).reshape((-1,) + (1,) * (logits.ndim - 1))
   weight = (1.0 - 2.0 * bt) * (b != bt) * jax.nn.sigmoid(jnp.abs(logits_sg))
   coef = jax.lax.stop_gradient(diff * weight)
-  surrogate = 0.5 * (fb + fbt) + common.event_sum(coef * common.zero(logits))
+  surrogate = 0.5 * (fb + fbt) + common.coefficient_term(coef, logits)
   return surrogate, {}, state

@@ -1,7 +1,7 @@
 """Score-function (REINFORCE) estimators with baselines: sf, nvil, darn, muprop, vimco.
 
-Each is the surrogate f(b) + stop_gradient(signal) (magic_box(log q(b)) - 1)
-with an exact sample b and a learning signal centred by a baseline: a moving
+Each is the surrogate f(b) + score_term(signal, log q(b)) (zero in value,
+gradient signal * grad log q(b), the "magic box") with an exact sample b and a learning signal centred by a baseline: a moving
 average (sf), a learned input-dependent network (nvil), a first-order Taylor
 expansion (darn, muprop) or leave-one-out over several samples (vimco). The
 signature and the registry are in `gumbel.estimators`.
@@ -202,7 +202,7 @@ def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
   signal, new_state = common.normalize_signal(
       fb - baseline, state, decay=decay, normalize=normalize)
   scale = jnp.maximum(1.0, jnp.sqrt(state['var'])) if normalize else 1.0
-  correction = common.zero(common.event_sum(grad_mu * mu)) / scale
+  correction = common.coefficient_term(grad_mu, mu) / scale
   surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind)) + correction
   return surrogate, {'signal': signal}, new_state
 
