@@ -88,3 +88,25 @@ def assert_biased(name, kind):
       **HPARAMS.get(name, {}))
   assert r['max_z'] > 8
   assert r['bias_rel'] > 0.02
+
+
+def flops(fn, *args):
+  """XLA's count of the floating-point operations of the compiled fn(*args)."""
+  compiled = jax.jit(fn).lower(*args).compile(diagnostics.FAST_COMPILE)
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # Older JAX: one dict per computation.
+    cost = cost[0]
+  return float(cost['flops'])
+
+
+def matmul_objective(params, z):
+  """A per-example objective whose cost is a [batch, 1024] @ [1024, 1024]
+  matmul: z [batch, ...] -> [batch]."""
+  h = jnp.tanh(z.reshape(z.shape[0], -1) @ params['w1'])  # [batch, 1024]
+  return jnp.sum(jnp.tanh(h @ params['w2']), axis=1)
+
+
+def matmul_params(event_size, hidden=1024):
+  k1, k2 = jax.random.split(jax.random.key(20))
+  return {'w1': jax.random.normal(k1, (event_size, hidden)) / np.sqrt(event_size),
+          'w2': jax.random.normal(k2, (hidden, hidden)) / np.sqrt(hidden)}

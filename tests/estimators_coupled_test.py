@@ -60,3 +60,48 @@ def test_arsm_with_two_classes_has_the_mean_of_bernoulli_arm():
   se = np.sqrt(arm['stderr']**2 + first_class(arsm['stderr'])**2)
   err = np.abs(arm['mean'] - first_class(arsm['mean']))
   assert np.all(err <= 5 * se + 1e-3)
+
+
+def test_arsm_value_only_and_gradient_cost():
+  """Compiled FLOPs with an f dominated by a 1024 x 1024 matmul, for K = 4
+  (P = 7 joint configurations). Value only: one evaluation of f (10%), not
+  P. Gradient: P - 1 value-only pseudo evaluations plus one differentiated
+  evaluation (10% of f), not P differentiated ones."""
+  logits = jax.random.normal(jax.random.key(22), (8, 4, 4))
+  params = et.matmul_params(16)
+  p = 4 * 3 // 2 + 1
+  f = lambda params, z: et.matmul_objective(params, z)
+  one = et.flops(f, params, jnp.zeros(logits.shape))
+  one_grad = et.flops(jax.grad(lambda params, z: jnp.sum(f(params, z))), params,
+                      jnp.zeros(logits.shape))
+
+  def value(logits, params):
+    return ESTIMATORS['arsm'].apply(jax.random.key(1), logits, lambda z: f(params, z), (),
+                                    kind='categorical')[0]
+
+  ratio = et.flops(value, logits, params) / one
+  assert 0.99 < ratio < 1.1, ratio
+  grad = jax.grad(lambda logits, params: jnp.sum(value(logits, params)), argnums=(0, 1))
+  cost = et.flops(grad, logits, params)
+  assert cost < (p - 1) * one + one_grad + 0.1 * one, (cost / one, one_grad / one)
+
+
+def test_arsm_nested_in_arsm_value_costs_one_inner_evaluation():
+  """A two-layer categorical model: the outer layer's f draws the inner layer
+  with arsm (a fixed key) on logits computed from the outer sample. The
+  outer call's value needs the inner f once (10%), not P x P = 49 times."""
+  logits = jax.random.normal(jax.random.key(23), (8, 4, 4))
+  params = et.matmul_params(16)
+  w = jax.random.normal(jax.random.key(24), (16, 16))
+  arsm = ESTIMATORS['arsm']
+
+  def value(logits, params):
+    def outer_f(z1):
+      inner_logits = (z1.reshape(8, 16) @ w).reshape(8, 4, 4)
+      return arsm.apply(jax.random.key(2), inner_logits,
+                        lambda z2: et.matmul_objective(params, z2), (), kind='categorical')[0]
+    return arsm.apply(jax.random.key(1), logits, outer_f, (), kind='categorical')[0]
+
+  one = et.flops(et.matmul_objective, params, jnp.zeros(logits.shape))
+  ratio = et.flops(value, logits, params) / one
+  assert 0.99 < ratio < 1.1, ratio

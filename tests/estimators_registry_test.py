@@ -133,6 +133,37 @@ def test_kind_that_does_not_match_the_logits_rank_raises(name, kind):
           state, kind=kind, **et.HPARAMS.get(name, {}))[0])(jnp.zeros(shape))
 
 
+# How many evaluations of f the surrogate's value needs: the average of the
+# antithetic pair (arm on Bernoulli units, disarm), the num_samples=2
+# samples of vimco's bound, else f at the one sample.
+_VALUE_EVALUATIONS = {('arm', 'bernoulli'): 2, ('disarm', 'bernoulli'): 2,
+                      ('vimco', 'bernoulli'): 2, ('vimco', 'categorical'): 2}
+
+
+@pytest.mark.parametrize('name,kind', et.cases(ESTIMATORS))
+def test_value_only_call_costs_what_the_value_needs(name, kind):
+  """Compiled FLOPs of the surrogate alone (no gradient, aux and state
+  discarded), with an f dominated by a 1024 x 1024 matmul: within 10% of
+  f's cost times the evaluations the value needs. The gradient terms
+  (pseudo-samples, control variates, Taylor baselines, score terms) are
+  zero in value and must not be computed."""
+  logits = jax.random.normal(jax.random.key(21), (8, 16) if kind == 'bernoulli' else (8, 4, 4))
+  params = et.matmul_params(16)
+  estimator = ESTIMATORS[name]
+  state = estimator.init(jax.random.key(0), logits, kind=kind)
+
+  def value(logits, params):
+    s, _, _ = estimator.apply(jax.random.key(1), logits,
+                              lambda z: et.matmul_objective(params, z), state,
+                              kind=kind, **et.HPARAMS.get(name, {}))
+    return s
+
+  one = et.flops(et.matmul_objective, params, jnp.zeros(logits.shape))
+  needed = _VALUE_EVALUATIONS.get((name, kind), 1)
+  ratio = et.flops(value, logits, params) / one
+  assert needed * 0.99 < ratio < needed + 0.1, ratio
+
+
 @pytest.mark.parametrize('name', list(ESTIMATORS))
 def test_jit_shapes_and_finite(name):
   """Jitted gradient steps: [batch] surrogate, finite grads, one trace.

@@ -53,7 +53,9 @@ def arsm(key, logits, f, state, *, kind):
   All D variables of a layer share the swap (m, j), with their own pi, so f
   is evaluated on K (K - 1) / 2 + 1 joint configurations (the true one and
   one per pair m < j). The value and the gradient for f's parameters are
-  f(z). For K = 2 it is ARM (in distribution) on the logit difference.
+  f(z); the pseudo-samples are evaluated without gradient and only for the
+  logits' gradient, so a value-only call evaluates f once. For K = 2 it is
+  ARM (in distribution) on the logit difference.
 
   Args:
     key: a PRNG key.
@@ -81,11 +83,16 @@ def arsm(key, logits, f, state, *, kind):
   log_e_swapped = jnp.log(e)[..., perms]  # [batch, ..., P, K]
   index = jnp.argmin(log_e_swapped - logits_sg[..., None, :], axis=-1)  # [batch, ..., P]
   z = jax.nn.one_hot(jnp.moveaxis(index, -1, 0), k, dtype=logits.dtype)  # [P, batch, ..., K]
-  fs = jax.vmap(f)(z)  # [P, batch]
-  f_pair = jax.lax.stop_gradient(fs)[pair]  # [K (m), K (j), batch]
+  # f at the true sample carries the value and f's parameter gradient; the
+  # pseudo-samples only feed the logits' gradient, so they are evaluated
+  # apart, without gradient, and a value-only call never computes them.
+  f_true = f(z[0])  # [batch]
+  f_pseudo = jax.lax.stop_gradient(jax.vmap(f)(z[1:]))  # [P - 1, batch]
+  fs = jnp.concatenate([jax.lax.stop_gradient(f_true)[None], f_pseudo])  # [P, batch]
+  f_pair = fs[pair]  # [K (m), K (j), batch]
   f_delta = f_pair - jnp.mean(f_pair, axis=1, keepdims=True)
   grad = jnp.einsum('mjb,b...m->b...j', f_delta, 1.0 / k - pi)  # [batch, ..., K]
-  surrogate = fs[0] + common.event_sum(jax.lax.stop_gradient(grad) * common.zero(logits))
+  surrogate = f_true + common.coefficient_term(grad, logits)
   return surrogate, {}, state
 
 
