@@ -29,7 +29,12 @@ lists the valid ones):
   relaxed `f(y)`), and the gradient of `surrogate.sum()` with respect to
   `logits` and to everything `f` closes over is the estimator's gradient of
   `E[f(b)]`. A model adds `surrogate` to its loss in place of `f(b)`; the
-  direction (minimise or maximise) is the caller's.
+  direction (minimise or maximise) is the caller's. The gradient terms are
+  zero in value without being computed (`jax.custom_jvp` terms in
+  `_common`), so a value-only call (e.g. a lower layer's estimator inside an
+  upper layer's `f`, evaluated on many pseudo-samples) costs about the
+  evaluations of `f` its value needs: one (two for arm on Bernoulli units
+  and disarm, `num_samples` for vimco).
 * `state`: the estimator's own explicit state (moving-average baselines, the
   NVIL baseline network, REBAR/RELAX control-variate parameters and their
   optax state); `()` for stateless estimators. `apply` returns the updated
