@@ -67,6 +67,7 @@ def get_config(arg=None):
 
   # Optimizer.
   config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'adam'
   config.optimizer.learning_rate = 1e-3
   config.optimizer.decay_rate = 0.9
   config.optimizer.decay_steps = 1000

@@ -20,6 +20,8 @@ import zlib
 from typing import Optional
 
 from absl import logging
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 SOURCES = ('auto', 'tfds', 'idx', 'embedded')
@@ -428,3 +430,39 @@ def load_dataset(data_config) -> Dataset:
                ds.name, ds.source, ds.train.shape, ds.valid.shape, ds.test.shape,
                'yes' if ds.train_labels is not None else 'no', data_config.binarization)
   return ds
+
+
+# ----------------------------------------------------------------------------
+# Batches on the device and fixed evaluation binarizations.
+# ----------------------------------------------------------------------------
+
+# Fixed seeds of the evaluation splits' binarization, so evaluations compare.
+_EVAL_BINARIZATION_SEEDS = {'test': 1, 'valid': 2}
+
+
+def sample_batch(images, key, *, batch_size: int, binarization: str):
+  """Draws a batch uniformly with replacement, binarized if dynamic (jittable).
+
+  Args:
+    images: `[N, D]` images in [0, 1] on the device.
+    key: a PRNG key.
+    batch_size: B.
+    binarization: 'dynamic' draws x ~ Bernoulli(images); otherwise as stored.
+
+  Returns:
+    `[B, D]` float32 images.
+  """
+  key_index, key_binarize = jax.random.split(key)
+  index = jax.random.randint(key_index, (batch_size,), 0, images.shape[0])
+  x = images[index]  # [B, D]
+  if binarization == 'dynamic':
+    x = jax.random.bernoulli(key_binarize, x).astype(jnp.float32)
+  return x
+
+
+def binarize_for_eval(images: np.ndarray, binarization: str, split: str) -> np.ndarray:
+  """A fixed binarization of an evaluation split (dynamic only; others as stored)."""
+  if binarization != 'dynamic':
+    return images
+  rng = np.random.default_rng(_EVAL_BINARIZATION_SEEDS[split])
+  return (rng.random(images.shape) < images).astype(np.float32)

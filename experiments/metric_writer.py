@@ -2,24 +2,54 @@
 
 import json
 import os
+from typing import Optional
+
+from absl import logging
+
+
+def _parse(path: str) -> tuple[list[dict], list[int]]:
+  """The readable lines of a metrics file, and the numbers of the unreadable ones.
+
+  A line cut off mid-write (a killed process, a full disk) does not parse;
+  it is dropped with a warning rather than failing the run or the reader.
+  """
+  records, bad = [], []
+  with open(path, errors='replace') as f:
+    for number, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        record = json.loads(line)
+        if not isinstance(record, dict) or 'step' not in record:
+          raise ValueError('not a metrics record')
+      except ValueError:
+        bad.append(number)
+        continue
+      records.append(record)
+  if bad:
+    logging.warning('%s: dropped %d unreadable line(s) (%s), e.g. cut off mid-write.',
+                    path, len(bad), ', '.join(map(str, bad[:5])))
+  return records, bad
 
 
 class MetricWriter:
   """Appends `{"step": ..., **metrics}` lines to `workdir/metrics.jsonl`.
 
   On resume, lines of steps after `resume_step` (written after the last
-  checkpoint by a killed run) are dropped, so the file matches the run.
+  checkpoint by a killed run) and unreadable lines are dropped, so the file
+  matches the run.
   """
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.path = os.path.join(workdir, 'metrics.jsonl')
     if os.path.exists(self.path):
-      with open(self.path) as f:
-        lines = [l for l in f if l.strip()]
-      kept = [l for l in lines if json.loads(l)['step'] <= resume_step]
-      if len(kept) != len(lines):
-        with open(self.path, 'w') as f:
-          f.writelines(kept)
+      records, bad = _parse(self.path)
+      kept = [r for r in records if r['step'] <= resume_step]
+      if bad or len(kept) != len(records):
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w') as f:
+          f.writelines(json.dumps(r) + '\n' for r in kept)
+        os.replace(tmp, self.path)
 
   def write(self, step: int, metrics: dict):
     with open(self.path, 'a') as f:
@@ -27,6 +57,16 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """Reads back the lines of `workdir/metrics.jsonl`."""
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    return [json.loads(l) for l in f if l.strip()]
+  """Reads back the lines of `workdir/metrics.jsonl` (unreadable ones dropped)."""
+  return _parse(os.path.join(workdir, 'metrics.jsonl'))[0]
+
+
+def diverged_step(workdir: str) -> Optional[int]:
+  """The step at which a run was marked diverged, or None."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return None
+  for record in _parse(path)[0]:
+    if record.get('diverged'):
+      return record['step']
+  return None

@@ -1,34 +1,31 @@
 """Categorical VAE with Gumbel-Softmax latents, trained and evaluated end to end.
 
-The data set lives on the device; each compiled call runs `config.log_every`
-training steps in a `lax.scan`, drawing batches (uniformly, with replacement)
-and binarizing inside the program. Step t uses `fold_in(loop_key, t)`, so a
-resumed run draws the same noise as an uninterrupted one.
+The model, loss and evaluation of the blog's categorical VAE, run by the
+shared training loop (`experiments.training`): the data set lives on the
+device, each compiled call runs `config.log_every` steps in a `lax.scan`,
+drawing batches (uniformly, with replacement) and binarizing inside the
+program, and step t uses `fold_in(loop_key, t)`, so a resumed run draws the
+same noise as an uninterrupted one.
 """
 
 import functools
-import json
 import os
-import time
 from typing import Any
 
-from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-import orbax.checkpoint as ocp
 
 import gumbel
 from gumbel import networks
 from gumbel import objectives
 from experiments import input_pipeline
-from experiments import metric_writer
+from experiments import pictures
+from experiments import training
 
 TEMPERATURE_SCHEDULES = ('exponential', 'constant', 'learned')
 PRIORS = ('uniform', 'learned')
-_TEST_BINARIZATION_SEED = 1
 
 
 def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
@@ -65,13 +62,6 @@ def create_temperature_schedule(config: ml_collections.ConfigDict):
   return None
 
 
-def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with the blog's staircase decay of the learning rate."""
-  o = config.optimizer
-  lr = optax.exponential_decay(o.learning_rate, o.decay_steps, o.decay_rate, staircase=True)
-  return optax.adam(lr)
-
-
 def loss_fn(params, *, model, images, key, tau, hard):
   """Mean -ELBO of a batch with one relaxed sample per example."""
   logits = model.apply(params, images, method='encode')  # [B, N, K]
@@ -88,44 +78,8 @@ def loss_fn(params, *, model, images, key, tau, hard):
                 'recon': -jnp.mean(log_likelihood), 'tau': jnp.asarray(tau, jnp.float32)}
 
 
-def make_train_chunk(config, model, tx):
-  """Returns `train_chunk(state, images, loop_key, num_steps) -> (state, metrics)`.
-
-  `metrics` holds one value per step ([num_steps] arrays). The function is
-  jitted with `num_steps` static and the state donated.
-  """
-  schedule = create_temperature_schedule(config)
-  dynamic = config.data.binarization == 'dynamic'
-  batch_size = config.batch_size
-  hard = config.model.hard
-
-  def train_step(state, images, loop_key):
-    step = state['step']
-    key_batch, key_binarize, key_noise = jax.random.split(
-        jax.random.fold_in(loop_key, step), 3)
-    idx = jax.random.randint(key_batch, (batch_size,), 0, images.shape[0])
-    x = images[idx]  # [B, D]
-    if dynamic:
-      x = jax.random.bernoulli(key_binarize, x).astype(jnp.float32)
-    tau = None if schedule is None else schedule(step)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (_, metrics), grads = grad_fn(
-        state['params'], model=model, images=x, key=key_noise, tau=tau, hard=hard)
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    metrics['grad_norm'] = optax.tree.norm(grads)
-    return {'params': params, 'opt_state': opt_state, 'step': step + 1}, metrics
-
-  @functools.partial(jax.jit, static_argnames='num_steps', donate_argnames='state')
-  def train_chunk(state, images, loop_key, num_steps):
-    return jax.lax.scan(
-        lambda s, _: train_step(s, images, loop_key), state, None, length=num_steps)
-
-  return train_chunk
-
-
 def make_eval_batch(config, model):
-  """Returns `eval_batch(params, images, key) -> {neg_elbo, nll}` per example.
+  """Returns `eval_batch(params, extra, images, key) -> {neg_elbo, nll_iw<S>}` per example.
 
   -ELBO uses one Gumbel-Max (one-hot) code per image, as [GS] evaluates; the
   NLL is -IWAE bound with `eval.num_samples` one-hot samples from q.
@@ -136,8 +90,8 @@ def make_eval_batch(config, model):
     raise ValueError(f'eval.num_samples={num_samples} must be a multiple of '
                      f'eval.sample_chunk={chunk}.')
 
-  @jax.jit
-  def eval_batch(params, images, key):
+  def eval_batch(params, extra, images, key):
+    del extra
     logits = model.apply(params, images, method='encode')  # [B, N, K]
     prior = model.apply(params, method='prior')[None]  # [1, N, K]
     log_q = jax.nn.log_softmax(logits)
@@ -158,144 +112,75 @@ def make_eval_batch(config, model):
     log_w = jax.lax.map(jax.vmap(log_weight), keys)  # [S / chunk, chunk, B]
     log_w = log_w.reshape(num_samples, -1)  # [S, B]
     return {'neg_elbo': neg_elbo,
-            'nll': -objectives.importance_weighted_bound(log_w, axis=0)}
+            f'nll_iw{num_samples}': -objectives.importance_weighted_bound(log_w, axis=0)}
 
   return eval_batch
 
 
-def evaluate(eval_batch, params, images, key, batch_size):
-  """Mean test metrics over `images` (the last partial batch included)."""
-  totals, count = {}, 0
-  for i, start in enumerate(range(0, len(images), batch_size)):
-    batch = images[start:start + batch_size]
-    n = len(batch)
-    if n < batch_size:  # Pad to one compiled shape; padded rows are dropped.
-      batch = np.concatenate([batch, np.zeros((batch_size - n, batch.shape[1]), batch.dtype)])
-    out = jax.device_get(eval_batch(params, batch, jax.random.fold_in(key, i)))
-    for k, v in out.items():
-      totals[k] = totals.get(k, 0.0) + float(np.sum(v[:n], dtype=np.float64))
-    count += n
-  return {k: v / count for k, v in totals.items()}
-
-
-def binarize_test(images: np.ndarray, binarization: str) -> np.ndarray:
-  """A fixed binarization of the test set, so evaluations are comparable."""
-  if binarization == 'dynamic':
-    rng = np.random.default_rng(_TEST_BINARIZATION_SEED)
-    return (rng.random(images.shape) < images).astype(np.float32)
-  return images
-
-
-def save_image_grid(path: str, images: np.ndarray, rows: int, cols: int):
-  """Writes [rows * cols, 784] images in [0, 1] as one grey PNG."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  images = np.asarray(images, np.float32).reshape(rows, cols, 28, 28)
-  grid = images.transpose(0, 2, 1, 3).reshape(rows * 28, cols * 28)
-  Image.fromarray((255 * np.clip(grid, 0, 1)).astype(np.uint8)).resize(
-      (cols * 56, rows * 56), Image.NEAREST).save(path)
-
-
 def save_pictures(workdir, model, params, test_images, key):
-  """samples.png (random one-hot codes decoded) and reconstructions.png."""
+  """samples.png, reconstructions.png and latent_classes.png in `workdir`."""
+  n, k = model.num_latents, model.num_classes
 
   @jax.jit
-  def decode_codes_and_reconstruct(params, x, key):
-    n, k = model.num_latents, model.num_classes
+  def decode_all(params, x, key):
     key_codes, key_rec = jax.random.split(key)
     codes = jax.nn.one_hot(jax.random.randint(key_codes, (100, n), 0, k), k)  # [100, N, K]
-    logits = model.apply(params, x, method='encode')
+    logits = model.apply(params, x, method='encode')  # [20, N, K]
     z = gumbel.gumbel_max(key_rec, logits)
     decode = lambda z: jax.nn.sigmoid(model.apply(params, z, method='decode'))
-    return decode(codes), decode(z)
+    # Variable i set to class j, the others at the most likely code of image 0.
+    base = jax.nn.one_hot(jnp.argmax(logits[0], axis=-1), k)  # [N, K]
+    grid = jnp.broadcast_to(base, (n, k, n, k))  # [variable, class, N, K]
+    eye = jnp.eye(n, dtype=bool)[:, None, :, None]  # [variable, 1, N, 1]
+    grid = jnp.where(eye, jnp.eye(k)[None, :, None, :], grid)
+    return decode(codes), decode(z), decode(grid.reshape(n * k, n, k))
 
   x = test_images[:20]
-  samples, recon = jax.device_get(decode_codes_and_reconstruct(params, x, key))
-  save_image_grid(os.path.join(workdir, 'samples.png'), samples, 10, 10)
+  samples, recon, classes = jax.device_get(decode_all(params, x, key))
+  pictures.save_image_grid(os.path.join(workdir, 'samples.png'), samples, 10, 10)
   rows = np.concatenate([x[:10], recon[:10], x[10:], recon[10:]])
-  save_image_grid(os.path.join(workdir, 'reconstructions.png'), rows, 4, 10)
+  pictures.save_image_grid(os.path.join(workdir, 'reconstructions.png'), rows, 4, 10)
+  pictures.save_image_grid(os.path.join(workdir, 'latent_classes.png'), classes, n, k)
 
 
-def _check_config(config):
-  for name in ('num_train_steps', 'batch_size', 'log_every', 'checkpoint_every'):
-    if config[name] < 1:
-      raise ValueError(f'{name} must be >= 1, got {config[name]}.')
-  if config.checkpoint_every % config.log_every:
-    raise ValueError(
-        f'checkpoint_every={config.checkpoint_every} must be a multiple of '
-        f'log_every={config.log_every} (checkpoints are written between compiled chunks).')
+def create_task(config: ml_collections.ConfigDict) -> training.Task:
+  """The VAE as a `training.Task`: model, loss, data and evaluation."""
+  model = create_model(config)
+  schedule = create_temperature_schedule(config)
+  data = input_pipeline.load_dataset(config.data)
+  eval_data = {'valid': data.valid, 'test': data.test}
+  eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
+               for split, images in eval_data.items() if images is not None}
+  if config.eval.num_examples > 0:
+    eval_data = {s: x[:config.eval.num_examples] for s, x in eval_data.items()}
+
+  def init(key):
+    return model.init(key, jnp.zeros((1, model.num_pixels))), {}
+
+  def loss(params, extra, images, key, step):
+    tau = None if schedule is None else schedule(step)
+    value, metrics = loss_fn(params, model=model, images=images, key=key, tau=tau,
+                             hard=config.model.hard)
+    return value, (metrics, extra)
+
+  def finalize(workdir, params, extra, key):
+    del extra
+    save_pictures(workdir, model, params, eval_data['test'], key)
+
+  return training.Task(
+      init=init,
+      loss=loss,
+      sample_batch=functools.partial(
+          input_pipeline.sample_batch, batch_size=config.batch_size,
+          binarization=config.data.binarization),
+      data=data.train,
+      eval_batch=make_eval_batch(config, model),
+      eval_data=eval_data,
+      finalize=finalize,
+      info={'data': f'{data.source}:{data.name}'})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains the VAE, checkpointing to `workdir`, then evaluates; returns the state."""
-  _check_config(config)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-  data = input_pipeline.load_dataset(config.data)
-  test_images = binarize_test(data.test, config.data.binarization)
-  if config.eval.num_examples > 0:
-    test_images = test_images[:config.eval.num_examples]
-
-  key = jax.random.key(config.seed)
-  init_key, loop_key, eval_key = jax.random.split(key, 3)
-  del key
-  model = create_model(config)
-  tx = create_optimizer(config)
-  params = jax.jit(model.init)(init_key, jnp.zeros((1, model.num_pixels)))
-  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
-  logging.info('Model parameters: %d', sum(x.size for x in jax.tree.leaves(params)))
-
-  checkpoints = ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, 'checkpoints')),
-      options=ocp.CheckpointManagerOptions(max_to_keep=config.max_checkpoints_to_keep))
-  if checkpoints.latest_step() is not None:
-    state = checkpoints.restore(checkpoints.latest_step(),
-                                args=ocp.args.StandardRestore(state))
-    logging.info('Resumed from the checkpoint at step %d.', int(state['step']))
-  writer = metric_writer.MetricWriter(workdir, resume_step=int(state['step']))
-
-  train_images = jax.device_put(data.train)
-  train_chunk = make_train_chunk(config, model, tx)
-  step = int(state['step'])
-  while step < config.num_train_steps:
-    num_steps = min(config.log_every - step % config.log_every, config.num_train_steps - step)
-    start = time.perf_counter()
-    state, metrics = train_chunk(state, train_images, loop_key, num_steps=num_steps)
-    metrics = jax.device_get(metrics)
-    elapsed = time.perf_counter() - start
-    bad = ~np.isfinite(metrics['neg_elbo']) | ~np.isfinite(metrics['grad_norm'])
-    if bad.any():
-      raise FloatingPointError(
-          f'Non-finite loss or gradient norm at step {step + int(np.argmax(bad))} '
-          f'(-ELBO {metrics["neg_elbo"][bad][0]}, grad norm {metrics["grad_norm"][bad][0]}).')
-    step += num_steps
-    summary = {f'train/{k}': float(np.mean(v)) for k, v in metrics.items()}
-    summary['train/tau'] = float(metrics['tau'][-1])
-    summary['steps_per_sec'] = num_steps / elapsed
-    writer.write(step, summary)
-    logging.info('step %d/%d  %.1f steps/s  -ELBO %.2f  KL %.2f  tau %.3f',
-                 step, config.num_train_steps, summary['steps_per_sec'],
-                 summary['train/neg_elbo'], summary['train/kl'], summary['train/tau'])
-    if step % config.checkpoint_every == 0 or step == config.num_train_steps:
-      checkpoints.save(step, args=ocp.args.StandardSave(state))
-  checkpoints.wait_until_finished()
-  checkpoints.close()
-
-  eval_batch = make_eval_batch(config, model)
-  start = time.perf_counter()
-  results = evaluate(eval_batch, state['params'], test_images, eval_key,
-                     config.eval.batch_size)
-  test = {'test/neg_elbo': results['neg_elbo'],
-          f'test/nll_iw{config.eval.num_samples}': results['nll'],
-          'test/num_examples': len(test_images),
-          'test/data': f'{data.source}:{data.name}',
-          'eval_seconds': time.perf_counter() - start}
-  writer.write(step, test)
-  logging.info('Test (%d images of %s): -ELBO %.2f nats, NLL (%d importance samples) %.2f nats.',
-               len(test_images), data.name, results['neg_elbo'],
-               config.eval.num_samples, results['nll'])
-  print(json.dumps({'step': step, **test}))
-  save_pictures(workdir, model, state['params'], test_images,
-                jax.random.fold_in(eval_key, 2**31 - 1))
-  return state
+  (out,) = training.run(create_task, [config], [workdir])
+  return out['state']

@@ -26,7 +26,7 @@ def row(workdir: str) -> str:
   test = test[-1]
   nll = next(v for k, v in test.items() if k.startswith('test/nll_iw'))
   data = config['data']
-  source = test.get('test/data', f"{data['source']}:{data['name']}")
+  source = test.get('data', test.get('test/data', f"{data['source']}:{data['name']}"))
   return (f"| {os.path.basename(os.path.normpath(workdir))} | hard={config['model']['hard']} "
           f"| {source} ({data['binarization']}) | {train[-1]['step']} "
           f"| {seconds / 60:.1f} min | {test['test/neg_elbo']:.2f} | {nll:.2f} |")

@@ -11,6 +11,7 @@ import pytest
 
 from configs import vae as vae_config
 from experiments import metric_writer
+from experiments import training
 from experiments import vae
 from scripts import results_table
 
@@ -31,7 +32,8 @@ def full_run(tmp_path_factory):
 
 def test_outputs_and_loss_goes_down(full_run):
   workdir, state = full_run
-  for name in ('config.json', 'metrics.jsonl', 'samples.png', 'reconstructions.png'):
+  for name in ('config.json', 'metrics.jsonl', 'samples.png', 'reconstructions.png',
+               'latent_classes.png', 'result.json'):
     assert os.path.exists(os.path.join(workdir, name)), name
   assert sorted(os.listdir(os.path.join(workdir, 'checkpoints'))) == ['20', '40']
   lines = metric_writer.read_metrics(workdir)
@@ -47,7 +49,8 @@ def test_outputs_and_loss_goes_down(full_run):
   # The importance-weighted bound is tighter than the single-sample ELBO.
   assert test['test/nll_iw8'] < test['test/neg_elbo']
   assert int(state['step']) == 40
-  assert test['test/data'] == 'embedded:mnist_5000'
+  assert test['data'] == 'embedded:mnist_5000'
+  assert training.read_result(workdir)['test/nll_iw8'] == test['test/nll_iw8']
   row = results_table.row(workdir)
   assert '| embedded:mnist_5000 (dynamic) | 40 |' in row
 
@@ -64,37 +67,44 @@ def test_resumed_run_matches_uninterrupted(full_run, tmp_path):
   del chex_equal
 
 
+def _initial_state(config, task):
+  tx = training.create_optimizer(config)
+  params, extra = task.init(jax.random.key(0))
+  state = {'params': params, 'opt_state': tx.init(params), 'extra': extra,
+           'step': jnp.int32(0)}
+  return jax.tree.map(lambda x: x[None], state), tx  # A member axis of one.
+
+
 def test_one_compilation_per_chunk_length():
   config = _tiny_config()
-  model, tx = vae.create_model(config), vae.create_optimizer(config)
-  params = model.init(jax.random.key(0), jnp.zeros((1, 784)))
-  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
-  train_chunk = vae.make_train_chunk(config, model, tx)
+  task = vae.create_task(config)
+  state, tx = _initial_state(config, task)
+  train_chunk = training.make_train_chunk(task, tx, batched=False)
   images = jnp.asarray(np.random.default_rng(0).random((64, 784), np.float32))
-  key = jax.random.key(1)
+  keys = jax.random.key(1)[None]
   for _ in range(3):
-    state, metrics = train_chunk(state, images, key, num_steps=5)
+    state, metrics = train_chunk(state, keys, images, num_steps=5)
   assert train_chunk._cache_size() == 1  # pylint: disable=protected-access
-  assert int(state['step']) == 15
-  assert metrics['neg_elbo'].shape == (5,)
+  assert int(state['step'][0]) == 15
+  assert metrics['neg_elbo'].shape == (5, 1)
   assert np.all(np.isfinite(metrics['neg_elbo']))
 
 
 @pytest.mark.parametrize('variant', ['st', 'learned_tau', 'learned_prior'])
 def test_variants_train_without_nan(variant):
   config = vae_config.get_config(f'tiny,{variant}')
-  model, tx = vae.create_model(config), vae.create_optimizer(config)
-  params = model.init(jax.random.key(0), jnp.zeros((1, 784)))
-  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
+  config.data.source = 'embedded'
+  task = vae.create_task(config)
+  state, tx = _initial_state(config, task)
   images = jnp.asarray(np.random.default_rng(0).random((64, 784), np.float32))
-  state, metrics = vae.make_train_chunk(config, model, tx)(
-      state, images, jax.random.key(1), num_steps=3)
+  state, metrics = training.make_train_chunk(task, tx, batched=False)(
+      state, jax.random.key(1)[None], images, num_steps=3)
   assert np.all(np.isfinite(metrics['neg_elbo']))
   assert np.all(np.isfinite(jax.tree.leaves(jax.tree.map(jnp.sum, state['params']))))
   if variant == 'learned_tau':
     assert 'raw_temperature' in state['params']['params']
-    assert metrics['tau'][0] == pytest.approx(config.temperature.tau0, rel=1e-5)
-    assert metrics['tau'][-1] != metrics['tau'][0]  # The temperature is trained.
+    assert metrics['tau'][0, 0] == pytest.approx(config.temperature.tau0, rel=1e-5)
+    assert metrics['tau'][-1, 0] != metrics['tau'][0, 0]  # The temperature is trained.
 
 
 def test_paper_model_parameter_count():
