@@ -1,0 +1,173 @@
+r"""[GS] Table 1: gradient estimators on SBN and VAE models, Bernoulli and categorical.
+
+Reproduces Table 1 of Jang, Gu & Poole (ICLR 2017): structured output
+prediction with stochastic networks (392-200-200-392 Bernoulli, or
+392-(20x10)-(20x10)-392 categorical; test NLL with m importance samples) and
+generative modelling (784-200-784 / 784-(20x10)-784 VAEs; test -ELBO and an
+m-sample bound), every estimator of `gumbel.ESTIMATORS`, SGD with momentum 0.9,
+the learning rate picked per cell on validation. The paper's numbers (nats,
+SF / DARN / MuProp / ST / Annealed ST / Gumbel-S. / ST Gumbel-S.):
+SBN Bern. 72.0 59.7 58.9 58.9 58.7 58.5 59.3; SBN Cat. 73.1 67.9 63.0 61.8
+61.1 59.0 59.7; VAE Bern. 112.2 110.9 109.7 116.0 111.5 105.0 111.5; VAE Cat.
+110.6 128.8 107.0 110.9 107.8 101.5 107.8.
+
+The argument is big_vision style `key=value` pairs:
+  model=sbn_bern|sbn_cat|vae_bern|vae_cat, estimator=<a gumbel.ESTIMATORS name>,
+  preset=paper|small|tiny.
+`paper` is the paper's set-up (full MNIST: tfds or the npm IDX files, see the
+README; a GPU is advised), `small` runs offline on the 5,000 embedded digits
+in minutes on a CPU (fewer steps, learning rates, seeds and importance
+samples), `tiny` serves the tests. The whole table, all presets:
+  python -m scripts.reproduce_table1 --preset=small --workdir=/tmp/table1
+One cell's sweep (seeds x learning rates as one vmapped program):
+  python -m experiments.main --sweep \
+      --config=configs/estimator_comparison.py:model=vae_cat,estimator=rebar,preset=small \
+      --workdir=/tmp/vae_cat_rebar
+One run: the same without --sweep (override with --config.optimizer.learning_rate=...).
+"""
+
+import ml_collections
+
+MODELS = {
+    'sbn_bern': ('sbn', 'bernoulli'),
+    'sbn_cat': ('sbn', 'categorical'),
+    'vae_bern': ('vae', 'bernoulli'),
+    'vae_cat': ('vae', 'categorical'),
+}
+PRESETS = ('paper', 'small', 'tiny')
+ARG_KEYS = ('model', 'estimator', 'preset')
+# The paper's learning rates, chosen per cell on validation.
+PAPER_LEARNING_RATES = (3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3)
+SWEEPS = {
+    'paper': {'seeds': (0, 1, 2), 'learning_rates': PAPER_LEARNING_RATES},
+    'small': {'seeds': (0, 1), 'learning_rates': (3e-3, 1e-3)},
+    'tiny': {'seeds': (0, 1), 'learning_rates': (1e-3, 3e-4)},
+}
+
+
+def parse_arg(arg):
+  """'model=vae_cat,estimator=rebar' -> dict with defaults; unknown keys fail."""
+  values = {'model': 'vae_cat', 'estimator': 'gumbel_softmax', 'preset': 'paper'}
+  for item in filter(None, (arg or '').split(',')):
+    key, sep, value = item.partition('=')
+    if not sep or key not in ARG_KEYS:
+      raise ValueError(f'Bad config argument {item!r}; expected key=value with key in '
+                       f'{ARG_KEYS}, e.g. model=vae_cat,estimator=rebar,preset=small.')
+    values[key] = value
+  if values['model'] not in MODELS:
+    raise ValueError(f'Unknown model={values["model"]!r}; allowed: {tuple(MODELS)}.')
+  if values['preset'] not in PRESETS:
+    raise ValueError(f'Unknown preset={values["preset"]!r}; allowed: {PRESETS}.')
+  return values
+
+
+def get_config(arg=None):
+  """Returns the config of one (model, estimator, preset)."""
+  args = parse_arg(arg)
+  task, latent = MODELS[args['model']]
+  config = ml_collections.ConfigDict()
+  config.experiment = 'estimator_comparison'
+  config.seed = 0
+
+  # Training loop.
+  config.num_train_steps = 100_000
+  config.batch_size = 100
+  config.log_every = 1000  # Steps per compiled call.
+  config.checkpoint_every = 10_000
+  config.max_checkpoints_to_keep = 2
+  config.grad_var_every = 5000  # Encoder gradient variance on a fixed batch.
+  config.grad_var_samples = 16
+
+  # Data: MNIST with a fixed binarization and a validation split.
+  config.data = ml_collections.ConfigDict()
+  config.data.source = 'auto'
+  config.data.name = 'mnist'
+  config.data.dir = ''
+  config.data.binarization = 'static'
+  config.data.valid_size = -1  # The data set's standard validation split.
+
+  # Model.
+  config.model = ml_collections.ConfigDict()
+  config.model.name = args['model']
+  config.model.task = task  # sbn | vae
+  config.model.latent = latent  # bernoulli | categorical
+  config.model.num_vars = 200 if latent == 'bernoulli' else 20
+  config.model.num_classes = 10  # Categorical layers only.
+  config.model.hidden = ()  # Deterministic layers between stochastic ones: none.
+  config.model.activation = 'tanh'
+  config.model.prior = 'uniform'  # VAE: uniform | learned
+
+  # Estimator: one instance per stochastic layer.
+  config.estimator = ml_collections.ConfigDict()
+  config.estimator.name = args['estimator']
+  config.estimator.hparams = ml_collections.ConfigDict(_apply_hparams(args['estimator']))
+  config.estimator.init_hparams = ml_collections.ConfigDict()
+  config.estimator.slope = ml_collections.ConfigDict({'rate': 0.04, 'max': 5.0})  # Per epoch.
+
+  # Temperature of gumbel_softmax, st_gumbel_softmax, gumbel_rao: fixed at 1
+  # for the SBNs; max(0.5, exp(-r t)) every N steps for the VAEs.
+  config.temperature = ml_collections.ConfigDict()
+  config.temperature.schedule = 'constant' if task == 'sbn' else 'exponential'
+  config.temperature.tau0 = 1.0
+  config.temperature.rate = 1e-4
+  config.temperature.tau_min = 0.5
+  config.temperature.interval = 500
+
+  # Optimizer.
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'sgd'
+  config.optimizer.momentum = 0.9
+  config.optimizer.learning_rate = 1e-3
+
+  # Evaluation.
+  config.eval = ml_collections.ConfigDict()
+  config.eval.num_samples = 1000  # m of the test bound.
+  config.eval.valid_num_samples = 100  # m on validation (learning-rate choice).
+  config.eval.batch_size = 100
+  config.eval.sample_chunk = 100
+  config.eval.num_examples = -1
+
+  if args['preset'] == 'small':
+    config.data.source = 'embedded'
+    config.num_train_steps = 3000
+    config.log_every = 500
+    config.checkpoint_every = 1500
+    config.grad_var_every = 1500
+    config.grad_var_samples = 8
+    config.eval.num_samples = 100
+    config.eval.valid_num_samples = 20
+    config.eval.sample_chunk = 20
+  elif args['preset'] == 'tiny':
+    config.data.source = 'embedded'
+    config.num_train_steps = 20
+    config.batch_size = 8
+    config.log_every = 10
+    config.checkpoint_every = 10
+    config.grad_var_every = 10
+    config.grad_var_samples = 2
+    config.model.num_vars = 6 if latent == 'bernoulli' else 3
+    config.model.num_classes = 4
+    config.eval.num_samples = 4
+    config.eval.valid_num_samples = 2
+    config.eval.batch_size = 16
+    config.eval.sample_chunk = 2
+    config.eval.num_examples = 32
+  return config
+
+
+def _apply_hparams(estimator: str) -> dict:
+  """Keyword arguments of the estimator's apply beyond the scheduled ones."""
+  if estimator == 'vimco':
+    return {'num_samples': 5}
+  if estimator == 'gumbel_rao':
+    return {'num_conditional': 10}
+  return {}
+
+
+def get_hyper(h, arg=None):
+  """The sweep of one cell: seeds x learning rates (one compiled program)."""
+  sweep = SWEEPS[parse_arg(arg)['preset']]
+  return h.product([
+      h.sweep('config.seed', sweep['seeds']),
+      h.sweep('config.optimizer.learning_rate', sweep['learning_rates']),
+  ])

@@ -1,0 +1,388 @@
+"""Gradient estimators compared on the four models of [GS] Table 1.
+
+`config.model.task` picks the model, `config.model.latent` its units:
+
+* 'sbn': structured output prediction with a stochastic network. The upper
+  392 pixels x_u predict the lower 392 x_l through two stochastic layers,
+  x_u -> h1 -> h2 -> x_l (200 Bernoulli units, or 20 categorical variables
+  of 10 classes, per layer). Training maximizes the one-sample bound
+  E[log p(x_l | h2)], h ~ p(h | x_u); the metric is the test NLL
+  -log (1/m) sum_i p(x_l | h2_i) with m ancestral samples.
+* 'vae': generative modelling 784-200-784 (Bernoulli) or 784-(20x10)-784
+  (categorical), with a uniform or learned prior. Training minimizes
+  -ELBO = KL(q(z|x) || p(z)) - E_q[log p(x|z)], the KL analytic and the
+  expectation's gradient from the estimator; `vimco` instead maximizes its
+  multi-sample bound with log-weights log p(x, z) - log q(z|x). The metrics
+  are the test -ELBO with one discrete sample from q and the importance
+  weighted bound with m samples.
+
+Each stochastic layer gets its own instance of the estimator that
+`config.estimator.name` picks from `gumbel.ESTIMATORS`: the `f` of layer 1
+samples layer 2 with the estimator (one fixed key) and returns its
+surrogate. Layer 2's estimator state (baselines, control variates) is
+updated by a second call on an exact sample of layer 1. Every layer maps its
+input to the next logits with a Dense stack (`config.model.hidden`, empty:
+linear, as the paper's 392-200-200-392 and 784-200-784 networks).
+
+References:
+  [GS] Jang, Gu, Poole. ICLR 2017, section 4.1-4.2 and Table 1.
+  [MUPROP] Gu, Levine, Sutskever, Mnih. ICLR 2016 (the SBN set-up).
+"""
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import gumbel
+from gumbel import networks
+from gumbel import objectives
+from experiments import input_pipeline
+from experiments import training
+
+TASKS = ('sbn', 'vae')
+LATENTS = ('bernoulli', 'categorical')
+PRIORS = ('uniform', 'learned')
+# Estimators whose `temperature` follows config.temperature's schedule.
+SCHEDULED_TEMPERATURE = ('gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao')
+NUM_PIXELS = 784
+HALF = NUM_PIXELS // 2
+
+
+class Layer:
+  """The shapes of one stochastic layer."""
+
+  def __init__(self, latent: str, num_vars: int, num_classes: int):
+    self.kind = latent
+    self.num_vars = num_vars
+    self.num_classes = num_classes if latent == 'categorical' else 1
+    self.size = num_vars * self.num_classes  # Width of a flattened sample.
+
+  def logits(self, flat: jax.Array) -> jax.Array:
+    """[B, size] -> [B, D] or [B, D, K]."""
+    if self.kind == 'bernoulli':
+      return flat
+    return flat.reshape(flat.shape[:-1] + (self.num_vars, self.num_classes))
+
+  def flatten(self, sample: jax.Array) -> jax.Array:
+    return sample.reshape(sample.shape[:-2] + (self.size,)) if self.kind == 'categorical' else sample
+
+  def sample(self, key: jax.Array, logits: jax.Array) -> jax.Array:
+    """An exact sample (no gradient)."""
+    logits = jax.lax.stop_gradient(logits)
+    if self.kind == 'bernoulli':
+      return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(jnp.float32)
+    return gumbel.gumbel_max(key, logits)
+
+  def log_prob(self, logits: jax.Array, sample: jax.Array) -> jax.Array:
+    """log q(sample), summed over the layer: [B]."""
+    if self.kind == 'bernoulli':
+      return jnp.sum(sample * logits - jax.nn.softplus(logits), axis=-1)
+    return jnp.sum(sample * jax.nn.log_softmax(logits), axis=(-2, -1))
+
+  def kl(self, logits: jax.Array, prior_logits: jax.Array) -> jax.Array:
+    """KL(q || p) summed over the layer: [B]."""
+    if self.kind == 'bernoulli':
+      prior = jnp.broadcast_to(prior_logits, logits.shape)
+      return jnp.sum(gumbel.bernoulli_kl(logits, prior), axis=-1)
+    return jnp.sum(gumbel.categorical_kl(logits, prior_logits), axis=-1)
+
+
+def check_config(config: ml_collections.ConfigDict):
+  """Errors name the field, the value and what is allowed."""
+  m = config.model
+  if m.task not in TASKS:
+    raise ValueError(f'Unknown model.task={m.task!r}; allowed: {TASKS}.')
+  if m.latent not in LATENTS:
+    raise ValueError(f'Unknown model.latent={m.latent!r}; allowed: {LATENTS}.')
+  if m.prior not in PRIORS:
+    raise ValueError(f'Unknown model.prior={m.prior!r}; allowed: {PRIORS}.')
+  estimator = gumbel.get_estimator(config.estimator.name)  # Lists valid names.
+  if m.latent not in estimator.kinds:
+    raise ValueError(
+        f'estimator.name={config.estimator.name!r} does not support model.latent={m.latent!r}; '
+        f'it allows {estimator.kinds}.')
+
+
+def _mlp(hidden, out, activation):
+  return networks.MLP(tuple(hidden) + (out,), activation)
+
+
+def create_networks(config) -> tuple[dict, list[Layer]]:
+  """The Dense stacks of the model and its stochastic layers."""
+  m = config.model
+  layer = Layer(m.latent, m.num_vars, m.num_classes)
+  if m.task == 'sbn':
+    nets = {'layer1': _mlp(m.hidden, layer.size, m.activation),
+            'layer2': _mlp(m.hidden, layer.size, m.activation),
+            'output': _mlp(m.hidden, HALF, m.activation)}
+    return nets, [layer, layer]
+  nets = {'encoder': _mlp(m.hidden, layer.size, m.activation),
+          'decoder': _mlp(m.hidden, NUM_PIXELS, m.activation)}
+  return nets, [layer]
+
+
+def init_params(key, config, nets, layers) -> dict:
+  """Initial parameters: one Dense stack per stage (and learned prior logits)."""
+  if config.model.task == 'sbn':
+    inputs = {'layer1': HALF, 'layer2': layers[0].size, 'output': layers[1].size}
+  else:
+    inputs = {'encoder': NUM_PIXELS, 'decoder': layers[0].size}
+  keys = dict(zip(sorted(nets), jax.random.split(key, len(nets))))
+  params = {name: nets[name].init(keys[name], jnp.zeros((1, inputs[name])))
+            for name in sorted(nets)}
+  if config.model.task == 'vae' and config.model.prior == 'learned':
+    shape = (layers[0].num_vars,) + ((layers[0].num_classes,) if layers[0].kind == 'categorical' else ())
+    params['prior'] = jnp.zeros(shape, jnp.float32)
+  return params
+
+
+def prior_logits(params, layer: Layer) -> jax.Array:
+  if 'prior' in params:
+    return params['prior']
+  return jnp.zeros((layer.num_vars,) + ((layer.num_classes,) if layer.kind == 'categorical' else ()))
+
+
+def estimator_hparams(config, num_train: int, step):
+  """The estimator's `apply` keyword arguments at `step` (schedules included)."""
+  name = config.estimator.name
+  hparams = dict(config.estimator.hparams)
+  if name in SCHEDULED_TEMPERATURE:
+    t = config.temperature
+    if t.schedule == 'exponential':
+      schedule = gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
+    else:
+      schedule = gumbel.constant_temperature(t.tau0)
+    hparams['temperature'] = schedule(step)
+  if name == 'annealed_st':
+    s = config.estimator.slope
+    epochs = step * config.batch_size / num_train
+    hparams['slope'] = jnp.minimum(s.max, 1.0 + s.rate * epochs)
+  return hparams
+
+
+# ----------------------------------------------------------------------------
+# Objectives.
+# ----------------------------------------------------------------------------
+
+
+def sbn_surrogate(params, states, x, key, *, config, nets, layers, hparams):
+  """The estimators' surrogate of log p(x_l | x_u) per example, and new states.
+
+  Returns:
+    (surrogate [B], new estimator states, aux).
+  """
+  estimator = gumbel.get_estimator(config.estimator.name)
+  kind = layers[0].kind
+  x_u, x_l = x[:, :HALF], x[:, HALF:]  # [B, 392] each.
+  k1, k2, k_state1, k_state2 = jax.random.split(key, 4)
+
+  def log_likelihood(h2):
+    return objectives.bernoulli_log_likelihood(
+        logits=nets['output'].apply(params['output'], layers[1].flatten(h2)), targets=x_l)
+
+  def logits2(h1):
+    return layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
+
+  def f1(h1):  # Layer 2 sampled with its estimator: its surrogate is f of layer 1.
+    s2, _, _ = estimator.apply(k2, logits2(h1), log_likelihood, states['layer2'],
+                               kind=kind, **hparams)
+    return s2
+
+  logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
+  s1, aux, state1 = estimator.apply(k1, logits1, f1, states['layer1'], kind=kind, **hparams)
+  # Layer 2's estimator state learns from an exact sample of layer 1.
+  h1 = layers[0].sample(k_state1, logits1)
+  _, _, state2 = estimator.apply(k_state2, jax.lax.stop_gradient(logits2(h1)),
+                                 log_likelihood, states['layer2'], kind=kind, **hparams)
+  return s1, {'layer1': state1, 'layer2': state2}, aux
+
+
+def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
+  """-ELBO per example (vimco: -its multi-sample bound), and new states.
+
+  Returns:
+    (neg_elbo [B], kl [B], new estimator states, aux).
+  """
+  estimator = gumbel.get_estimator(config.estimator.name)
+  layer = layers[0]
+  logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
+  prior = prior_logits(params, layer)
+
+  def log_likelihood(z):
+    return objectives.bernoulli_log_likelihood(
+        logits=nets['decoder'].apply(params['decoder'], layer.flatten(z)), targets=x)
+
+  if config.estimator.name == 'vimco':
+    prior_b = jnp.broadcast_to(prior, logits.shape)
+    f = lambda z: log_likelihood(z) + layer.log_prob(prior_b, z) - layer.log_prob(logits, z)
+    kl = jnp.zeros(x.shape[:1])
+  else:
+    f = log_likelihood
+    kl = layer.kl(logits, prior)
+  s, aux, state = estimator.apply(key, logits, f, states['latent'], kind=layer.kind, **hparams)
+  return kl - s, kl, {'latent': state}, aux
+
+
+# ----------------------------------------------------------------------------
+# Evaluation.
+# ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int):
+  """A cached evaluation function per model shape, shared by all estimators.
+
+  Returns:
+    `eval_batch(params, extra, x, key) -> {name: [B]}`.
+  """
+  task, latent, num_vars, num_classes, hidden, activation = model_key
+  config = ml_collections.ConfigDict({'model': {
+      'task': task, 'latent': latent, 'num_vars': num_vars, 'num_classes': num_classes,
+      'hidden': hidden, 'activation': activation}})
+  nets, layers = create_networks(config)
+  chunk = min(sample_chunk, num_samples)
+  if num_samples % chunk:
+    raise ValueError(f'eval num_samples={num_samples} must be a multiple of '
+                     f'eval.sample_chunk={chunk}.')
+
+  def iw_bound(log_weight, key):
+    keys = jax.random.split(key, num_samples).reshape(num_samples // chunk, chunk)
+    log_w = jax.lax.map(jax.vmap(log_weight), keys)  # [S / chunk, chunk, B]
+    return objectives.importance_weighted_bound(log_w.reshape(num_samples, -1), axis=0)
+
+  def sbn_eval(params, extra, x, key):
+    del extra
+    x_u, x_l = x[:, :HALF], x[:, HALF:]
+    logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
+
+    def log_weight(k):  # log p(x_l | h2), h ~ p(h | x_u) ancestrally.
+      k1, k2 = jax.random.split(k)
+      h1 = layers[0].sample(k1, logits1)
+      logits2 = layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
+      h2 = layers[1].sample(k2, logits2)
+      return objectives.bernoulli_log_likelihood(
+          logits=nets['output'].apply(params['output'], layers[1].flatten(h2)), targets=x_l)
+
+    return {f'nll_m{num_samples}': -iw_bound(log_weight, key)}
+
+  def vae_eval(params, extra, x, key):
+    del extra
+    layer = layers[0]
+    logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
+    prior = jnp.broadcast_to(prior_logits(params, layer), logits.shape)
+
+    def log_likelihood(z):
+      return objectives.bernoulli_log_likelihood(
+          logits=nets['decoder'].apply(params['decoder'], layer.flatten(z)), targets=x)
+
+    def log_weight(k):  # log p(x, z) - log q(z | x), z ~ q exactly.
+      z = layer.sample(k, logits)
+      return log_likelihood(z) + layer.log_prob(prior, z) - layer.log_prob(logits, z)
+
+    key_elbo, key_iw = jax.random.split(key)
+    neg_elbo = layer.kl(logits, prior) - log_likelihood(layer.sample(key_elbo, logits))
+    return {'neg_elbo': neg_elbo, f'nll_iw{num_samples}': -iw_bound(log_weight, key_iw)}
+
+  return sbn_eval if task == 'sbn' else vae_eval
+
+
+def model_key(config) -> tuple:
+  m = config.model
+  return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), m.activation)
+
+
+# ----------------------------------------------------------------------------
+# The task.
+# ----------------------------------------------------------------------------
+
+
+def create_task(config: ml_collections.ConfigDict) -> training.Task:
+  """The comparison model as a `training.Task`."""
+  check_config(config)
+  nets, layers = create_networks(config)
+  estimator = gumbel.get_estimator(config.estimator.name)
+  data = input_pipeline.load_dataset(config.data)
+  num_train = len(data.train)
+  eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
+               for split, images in (('valid', data.valid),
+                                     ('test', data.test))
+               if images is not None and len(images)}
+  if config.eval.num_examples > 0:
+    eval_data = {s: x[:config.eval.num_examples] for s, x in eval_data.items()}
+  surrogate_fn = sbn_surrogate if config.model.task == 'sbn' else vae_surrogate
+  kwargs = dict(config=config, nets=nets, layers=layers)
+
+  def init(key):
+    key_params, key_state = jax.random.split(key)
+    params = init_params(key_params, config, nets, layers)
+    names = ('layer1', 'layer2') if config.model.task == 'sbn' else ('latent',)
+    example = jnp.zeros((1,) + layers[0].logits(jnp.zeros((layers[0].size,))).shape)
+    states = {name: estimator.init(k, example, kind=layers[0].kind,
+                                   **dict(config.estimator.init_hparams))
+              for name, k in zip(names, jax.random.split(key_state, len(names)))}
+    return params, states
+
+  def loss(params, states, x, key, step):
+    hparams = estimator_hparams(config, num_train, step)
+    if config.model.task == 'sbn':
+      s, new_states, _ = surrogate_fn(params, states, x, key, hparams=hparams, **kwargs)
+      value = -jnp.mean(s)
+      metrics = {'nll_bound': value}
+    else:
+      neg_elbo, kl, new_states, _ = surrogate_fn(params, states, x, key, hparams=hparams,
+                                                 **kwargs)
+      value = jnp.mean(neg_elbo)
+      metrics = {'neg_elbo': value, 'kl': jnp.mean(kl)}
+    if 'temperature' in hparams:
+      metrics['tau'] = jnp.asarray(hparams['temperature'], jnp.float32)
+    if 'slope' in hparams:
+      metrics['slope'] = jnp.asarray(hparams['slope'], jnp.float32)
+    return value, (metrics, new_states)
+
+  first = 'layer1' if config.model.task == 'sbn' else 'encoder'
+
+  def grad_variance(params, states, x, key, step):
+    """Variance of the gradient of the first stochastic layer's parameters."""
+
+    def surrogate(k, first_params, name):
+      del name
+      return loss({**params, first: first_params}, states, x, k, step)[0]
+
+    return gumbel.gradient_variance(key, surrogate, params[first], [config.estimator.name],
+                                    num_samples=config.grad_var_samples)
+
+  grad_var_batch = None
+  if config.grad_var_every:
+    rng = np.random.default_rng(0)  # The same fixed batch for every run.
+    index = rng.choice(num_train, config.batch_size, replace=False)
+    grad_var_batch = (rng.random((config.batch_size, NUM_PIXELS)) < data.train[index]).astype(
+        np.float32) if config.data.binarization == 'dynamic' else data.train[index]
+
+  return training.Task(
+      init=init,
+      loss=loss,
+      sample_batch=functools.partial(
+          input_pipeline.sample_batch, batch_size=config.batch_size,
+          binarization=config.data.binarization),
+      data=data.train,
+      eval_batch={
+          'valid': _eval_fn(model_key(config), config.eval.valid_num_samples,
+                            config.eval.sample_chunk),
+          'test': _eval_fn(model_key(config), config.eval.num_samples, config.eval.sample_chunk),
+      },
+      eval_data=eval_data,
+      grad_variance=grad_variance if config.grad_var_every else None,
+      grad_var_batch=grad_var_batch,
+      main_metric='nll_bound' if config.model.task == 'sbn' else 'neg_elbo',
+      info={'data': f'{data.source}:{data.name}', 'num_train': num_train})
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains one configuration, checkpointing to `workdir`; returns the state."""
+  (out,) = training.run(create_task, [config], [workdir])
+  return out['state']

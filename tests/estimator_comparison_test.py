@@ -1,0 +1,238 @@
+"""Tests of the Table 1 models: shapes, exact evaluation, nested estimators."""
+
+import functools
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import estimator_comparison as ec_config
+from experiments import estimator_comparison as ec
+from gumbel import diagnostics
+import gumbel
+
+FAST = diagnostics.FAST_COMPILE
+
+
+def _config(model, estimator='sf', preset='tiny'):
+  return ec_config.get_config(f'model={model},estimator={estimator},preset={preset}')
+
+
+@pytest.mark.parametrize('model,count', [('sbn_bern', 197_592), ('sbn_cat', 197_592),
+                                         ('vae_bern', 314_584), ('vae_cat', 314_584)])
+def test_paper_model_parameter_counts(model, count):
+  """392-200-200-392 and 784-200-784 (20x10 categorical: the same widths), linear."""
+  config = _config(model, preset='paper')
+  nets, layers = ec.create_networks(config)
+  params = ec.init_params(jax.random.key(0), config, nets, layers)
+  assert sum(x.size for x in jax.tree.leaves(params)) == count
+
+
+def _bernoulli_configs(d):
+  return jnp.asarray(list(itertools.product([0.0, 1.0], repeat=d)), jnp.float32)
+
+
+def _categorical_configs(d, k):
+  return jax.nn.one_hot(np.asarray(list(itertools.product(range(k), repeat=d))), k)
+
+
+def _all_configs(layer):
+  if layer.kind == 'bernoulli':
+    return _bernoulli_configs(layer.num_vars)
+  return _categorical_configs(layer.num_vars, layer.num_classes)
+
+
+def _random_params(config, scale=1.0):
+  nets, layers = ec.create_networks(config)
+  params = ec.init_params(jax.random.key(1), config, nets, layers)
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(2), len(leaves))
+  leaves = [scale * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves)]
+  return nets, layers, jax.tree.unflatten(treedef, leaves)
+
+
+def _images(n=3):
+  return (jax.random.uniform(jax.random.key(3), (n, 784)) < 0.3).astype(jnp.float32)
+
+
+def _sbn_exact_log_likelihood(params, nets, layers, x):
+  """log p(x_l | x_u) summed over the batch, by enumerating h1 and h2."""
+  x_u, x_l = x[:, :392], x[:, 392:]
+  configs = _all_configs(layers[0])  # [N, ...]
+  flat = jax.vmap(layers[0].flatten)(configs)  # [N, size]
+  logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))  # [B, ...]
+  log_q1 = jax.vmap(lambda h: layers[0].log_prob(logits1, jnp.broadcast_to(h, logits1.shape)))(
+      configs)  # [N, B]
+  logits2 = layers[1].logits(nets['layer2'].apply(params['layer2'], flat))  # [N, ...]
+  log_q2 = jax.vmap(lambda h: layers[1].log_prob(logits2, jnp.broadcast_to(h, logits2.shape)))(
+      configs)  # [N2, N1]
+  out = nets['output'].apply(params['output'], flat)  # [N2, 392]
+  log_lik = jax.vmap(lambda o: gumbel.bernoulli_log_likelihood(
+      logits=jnp.broadcast_to(o, x_l.shape), targets=x_l))(out)  # [N2, B]
+  inner = jax.nn.logsumexp(log_q2[:, :, None] + log_lik[:, None, :], axis=0)  # [N1, B]
+  return jnp.sum(jax.nn.logsumexp(log_q1 + inner, axis=0))
+
+
+@pytest.mark.parametrize('model', ['sbn_bern', 'sbn_cat'])
+def test_sbn_test_nll_matches_exact_enumeration(model):
+  """Statistical: the m=4096 importance-sampled NLL is within 0.1 nats of exact."""
+  config = _config(model)
+  nets, layers, params = _random_params(config, scale=0.3)
+  x = _images()
+  exact = -_sbn_exact_log_likelihood(params, nets, layers, x) / len(x)
+  eval_fn = ec._eval_fn(ec.model_key(config), 4096, 512)  # pylint: disable=protected-access
+  nll = jax.jit(eval_fn)(params, None, x, jax.random.key(4))['nll_m4096']
+  assert float(jnp.mean(nll)) == pytest.approx(float(exact), abs=0.1)
+
+
+@pytest.mark.parametrize('model', ['vae_bern', 'vae_cat'])
+def test_vae_bounds_match_exact_enumeration(model):
+  """Statistical: IW(4096) within 0.1 nats of -log p(x); -ELBO above it."""
+  config = _config(model)
+  config.model.prior = 'learned'
+  nets, layers, params = _random_params(config, scale=0.3)
+  # A broad q (small encoder weights) keeps the importance sampler efficient.
+  params['encoder'] = jax.tree.map(lambda w: 0.03 * w, params['encoder'])
+  layer = layers[0]
+  x = _images()
+  configs = _all_configs(layer)
+  prior = ec.prior_logits(params, layer)
+  log_prior = jax.vmap(lambda z: layer.log_prob(prior[None], z[None])[0])(configs)  # [N]
+  out = nets['decoder'].apply(params['decoder'], jax.vmap(layer.flatten)(configs))  # [N, 784]
+  log_lik = jax.vmap(lambda o: gumbel.bernoulli_log_likelihood(
+      logits=jnp.broadcast_to(o, x.shape), targets=x))(out)  # [N, B]
+  exact = -jnp.mean(jax.nn.logsumexp(log_prior[:, None] + log_lik, axis=0))
+  eval_fn = ec._eval_fn(ec.model_key(config), 4096, 512)  # pylint: disable=protected-access
+  out = jax.jit(eval_fn)(params, None, x, jax.random.key(5))
+  assert float(jnp.mean(out['nll_iw4096'])) == pytest.approx(float(exact), abs=0.1)
+  # The ELBO with exact expectation (enumerated) is a bound: above the NLL.
+  logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
+  log_q = jax.vmap(lambda z: layer.log_prob(logits, jnp.broadcast_to(z, logits.shape)))(configs)
+  neg_elbo = -jnp.mean(jnp.sum(jnp.exp(log_q) * (log_lik + log_prior[:, None] - log_q), 0))
+  assert float(neg_elbo) > float(exact)
+  cheap = ec._eval_fn(ec.model_key(config), 2, 2)  # pylint: disable=protected-access
+  elbo_estimates = jax.jit(jax.vmap(lambda k: cheap(params, None, x, k)['neg_elbo']))(
+      jax.random.split(jax.random.key(6), 512))
+  assert float(jnp.mean(elbo_estimates)) == pytest.approx(float(neg_elbo), abs=1.0)
+
+
+@pytest.mark.parametrize('name', ['sf', 'rebar', 'arm'])
+def test_nested_two_layer_gradient_is_unbiased(name):
+  """Statistical: SBN gradients of all parameters within 5 stderr (+1e-3) of exact.
+
+  The estimator on layer 1 receives layer 2's estimator (fixed key) inside
+  its f; for an unbiased estimator the composed gradient of E[log p(x_l|h2)]
+  is unbiased. 3 Bernoulli units per layer: 64 joint configurations.
+  """
+  config = _config('sbn_bern', name)
+  config.model.num_vars = 3
+  nets, layers, params = _random_params(config, scale=0.5)
+  x = _images(2)
+  estimator = gumbel.get_estimator(name)
+  example = jnp.zeros((1, 3))
+  states = {k: estimator.init(jax.random.key(7), example, kind='bernoulli')
+            for k in ('layer1', 'layer2')}
+
+  def exact_objective(p):
+    x_u, x_l = x[:, :392], x[:, 392:]
+    configs = _bernoulli_configs(3)
+    logits1 = nets['layer1'].apply(p['layer1'], x_u)
+    q1 = jnp.exp(jax.vmap(lambda h: layers[0].log_prob(logits1, jnp.broadcast_to(h, (2, 3))))(
+        configs))  # [8, B]
+    logits2 = nets['layer2'].apply(p['layer2'], configs)  # [8, 3]
+    q2 = jnp.exp(jax.vmap(lambda h: layers[1].log_prob(logits2, jnp.broadcast_to(h, (8, 3))))(
+        configs))  # [8 (h2), 8 (h1)]
+    out = nets['output'].apply(p['output'], configs)  # [8, 392]
+    ll = jax.vmap(lambda o: gumbel.bernoulli_log_likelihood(
+        logits=jnp.broadcast_to(o, x_l.shape), targets=x_l))(out)  # [8 (h2), B]
+    return jnp.sum(q1 * jnp.einsum('ji,jb->ib', q2, ll))
+
+  flat = lambda tree: jnp.concatenate([v.reshape(-1) for v in jax.tree.leaves(tree)])
+  exact = flat(jax.grad(exact_objective)(params))
+
+  def one(key):
+    def surrogate(p):
+      s, _, _ = ec.sbn_surrogate(p, states, x, key, config=config, nets=nets, layers=layers,
+                                 hparams={})
+      return jnp.sum(s)
+    return flat(jax.grad(surrogate)(params))
+
+  n = 20_000
+  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(jax.random.key(8), n))  # pylint: disable=protected-access
+  mean, stderr = jnp.mean(grads, 0), jnp.std(grads, 0) / np.sqrt(n)
+  z = jnp.abs(mean - exact) / jnp.maximum(stderr, 1e-12)
+  assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3), float(jnp.max(z))
+
+
+@pytest.mark.parametrize('model', ['sbn_bern', 'sbn_cat'])
+@pytest.mark.parametrize('name', list(gumbel.ESTIMATORS))
+def test_every_estimator_trains_a_step(model, name):
+  """One jitted loss-and-gradient step: finite loss, gradients and new states."""
+  config = _config(model, name)
+  if config.model.latent not in gumbel.get_estimator(name).kinds:
+    with pytest.raises(ValueError, match=f'{name}.*does not support'):
+      ec.check_config(config)
+    return
+  config.data.source = 'embedded'
+  task = ec.create_task(config)
+  params, states = task.init(jax.random.key(0))
+  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+  grad_fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)
+  (loss, (metrics, new_states)), grads = grad_fn(params, states, x, jax.random.key(2), 0)
+  assert np.isfinite(float(loss)) and metrics['nll_bound'] == loss
+  jax.tree.map(lambda a: np.testing.assert_array_equal(np.isfinite(a), True),
+               (grads, new_states))
+  assert jax.tree.structure(new_states) == jax.tree.structure(states)
+  assert any(float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(grads['layer1']))
+
+
+def test_vae_estimators_and_vimco_objective():
+  for name in ('vimco', 'gumbel_softmax', 'relax'):
+    config = _config('vae_cat', name)
+    task = ec.create_task(config)
+    params, states = task.init(jax.random.key(0))
+    x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+    (loss, (metrics, _)), grads = jax.jit(
+        jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)(
+            params, states, x, jax.random.key(2), 0)
+    assert np.isfinite(float(loss)) and float(metrics['kl']) >= 0
+    if name == 'vimco':
+      assert float(metrics['kl']) == 0.0  # The KL is inside its log-weights.
+    assert np.isfinite(float(optax_norm(grads)))
+
+
+def optax_norm(tree):
+  return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(tree)))
+
+
+def test_schedules_of_temperature_and_slope():
+  config = _config('vae_cat', 'gumbel_softmax', preset='paper')
+  hp = functools.partial(ec.estimator_hparams, config, 50_000)
+  assert float(hp(0)['temperature']) == 1.0
+  assert float(hp(499)['temperature']) == 1.0  # Recomputed every 500 steps.
+  assert float(hp(1000)['temperature']) == pytest.approx(np.exp(-0.1), rel=1e-6)
+  assert float(hp(100_000)['temperature']) == 0.5
+  config = _config('sbn_cat', 'gumbel_softmax', preset='paper')
+  assert float(ec.estimator_hparams(config, 50_000, 100_000)['temperature']) == 1.0
+  config = _config('sbn_bern', 'annealed_st', preset='paper')
+  hp = functools.partial(ec.estimator_hparams, config, 50_000)
+  assert float(hp(0)['slope']) == 1.0
+  assert float(hp(5000)['slope']) == pytest.approx(1.0 + 0.04 * 10)  # 10 epochs.
+  assert float(hp(10**7)['slope']) == 5.0
+  assert ec.estimator_hparams(_config('vae_bern', 'vimco'), 1, 0) == {'num_samples': 5}
+
+
+def test_bad_configs_name_the_value():
+  with pytest.raises(ValueError, match="model='vae_dog'; allowed"):
+    ec_config.get_config('model=vae_dog')
+  with pytest.raises(ValueError, match="key=value"):
+    ec_config.get_config('vae_cat')
+  config = _config('vae_cat', 'disarm')
+  with pytest.raises(ValueError, match="'disarm' does not support model.latent='categorical'"):
+    ec.check_config(config)
+  config = _config('vae_cat')
+  config.estimator.name = 'reinforce'
+  with pytest.raises(ValueError, match='valid names are'):
+    ec.check_config(config)

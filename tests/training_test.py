@@ -1,0 +1,152 @@
+"""Tests of the shared training loop: vmapped members, sharding, NaN guard."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from configs import estimator_comparison as ec_config
+from experiments import estimator_comparison
+from experiments import metric_writer
+from experiments import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(estimator='nvil', model='vae_bern', **overrides):
+  config = ec_config.get_config(f'model={model},estimator={estimator},preset=tiny')
+  config.lock()
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def _members(base, points):
+  configs = []
+  for seed, lr in points:
+    c = ml_collections.ConfigDict(base.to_dict())
+    c.seed, c.optimizer.learning_rate = seed, lr
+    configs.append(c)
+  return configs
+
+
+def test_vmapped_member_matches_the_same_config_run_alone(tmp_path):
+  """A member of a 4-member group ends where it ends trained alone (float tolerance)."""
+  base = _config()
+  points = [(0, 1e-3), (0, 3e-4), (1, 1e-3), (1, 3e-4)]
+  group = training.run(estimator_comparison.create_task, _members(base, points),
+                       [str(tmp_path / f'm{i}') for i in range(4)])
+  (alone,) = training.run(estimator_comparison.create_task, _members(base, [points[3]]),
+                          [str(tmp_path / 'alone')])
+  member = group[3]
+  chex.assert_trees_all_close(jax.device_get(member['state']['params']),
+                              jax.device_get(alone['state']['params']), rtol=1e-4, atol=1e-5)
+  # The learned NVIL baseline (estimator state) too.
+  chex.assert_trees_all_close(jax.device_get(member['state']['extra']),
+                              jax.device_get(alone['state']['extra']), rtol=1e-4, atol=1e-5)
+  for key in ('test/neg_elbo', 'test/nll_iw4', 'valid/neg_elbo'):
+    assert member['result'][key] == pytest.approx(alone['result'][key], rel=1e-5), key
+  # The members really differ (different seeds and learning rates).
+  assert group[0]['result']['test/neg_elbo'] != group[3]['result']['test/neg_elbo']
+  lines = metric_writer.read_metrics(str(tmp_path / 'm3'))
+  assert [l['step'] for l in lines if 'train/neg_elbo' in l] == [10, 20]
+  assert all('grad_var/nvil' in l for l in lines if 'train/neg_elbo' in l)
+
+
+def test_learning_rate_is_data_in_the_optimizer_state():
+  config = _config()
+  tx = training.create_optimizer(config)
+  params = {'w': np.ones(3, np.float32)}
+  state = tx.init(params)
+  lr = [s for s in jax.tree.leaves(state) if np.ndim(s) == 0]
+  assert any(np.isclose(x, config.optimizer.learning_rate) for x in lr)
+  # The same updates as optax's SGD with momentum.
+  grads = {'w': np.asarray([1.0, -2.0, 0.5], np.float32)}
+  reference = optax.sgd(config.optimizer.learning_rate, momentum=0.9)
+  ref_state = reference.init(params)
+  for _ in range(3):
+    updates, state = tx.update(grads, state, params)
+    ref_updates, ref_state = reference.update(grads, ref_state, params)
+    np.testing.assert_allclose(updates['w'], ref_updates['w'], rtol=1e-6)
+
+
+def test_bad_optimizer_and_group_configs():
+  config = _config()
+  config.optimizer.name = 'adagrad'
+  with pytest.raises(ValueError, match="optimizer.name='adagrad'.*allowed"):
+    training.create_optimizer(config)
+  a, b = _config(), _config(estimator='sf')
+  with pytest.raises(ValueError, match="differ in 'estimator.name'"):
+    training.check_group([a, b])
+  training.check_group(_members(a, [(0, 1e-3), (5, 1e-2)]))  # Seeds and rates may differ.
+  with pytest.raises(ValueError, match='grad_var_every=15'):
+    training.check_loop_config(_config(grad_var_every=15))
+
+
+def test_divergent_member_is_marked_and_the_others_train_on(tmp_path):
+  """In a sweep ('mark'), a member that blows up does not stop the others."""
+  base = _config(estimator='gumbel_softmax')
+  configs = _members(base, [(0, 1e-3), (0, 1e38)])
+  out = training.run(estimator_comparison.create_task, configs,
+                     [str(tmp_path / 'ok'), str(tmp_path / 'bad')], on_nonfinite='mark')
+  assert out[0]['result']['diverged_step'] is None
+  assert np.isfinite(out[0]['result']['test/neg_elbo'])
+  bad_step = out[1]['result']['diverged_step']
+  assert bad_step is not None and 0 <= bad_step < 20
+  assert metric_writer.diverged_step(str(tmp_path / 'bad')) == bad_step
+  # Alone ('raise', the default), the same run stops and names the step.
+  with pytest.raises(FloatingPointError, match=f'at step {bad_step} in'):
+    training.run(estimator_comparison.create_task, configs[1:], [str(tmp_path / 'alone')])
+
+
+_SHARDED_SCRIPT = textwrap.dedent('''
+    import json, sys
+    import jax
+    import ml_collections
+    from configs import estimator_comparison as ec_config
+    from experiments import estimator_comparison, training
+    assert len(jax.devices()) == 4, jax.devices()
+    base = ec_config.get_config('model=vae_cat,estimator=st_gumbel_softmax,preset=tiny')
+    configs = []
+    for seed, lr in [(0, 1e-3), (1, 1e-3), (1, 3e-4)]:
+      c = ml_collections.ConfigDict(base.to_dict()); c.seed = seed; c.optimizer.learning_rate = lr
+      configs.append(c)
+    seen = {}
+    original = training._place
+    def place(tree, mesh, member_axis):
+      out = original(tree, mesh, member_axis)
+      if member_axis and isinstance(tree, dict) and 'params' in tree:
+        seen['devices'] = len(jax.tree.leaves(out)[0].sharding.device_set)
+      return out
+    training._place = place
+    out = training.run(estimator_comparison.create_task, configs,
+                       [sys.argv[1] + f'/m{i}' for i in range(3)])
+    print(json.dumps({'devices': seen['devices'],
+                      'results': [o['result']['test/neg_elbo'] for o in out]}))
+''')
+
+
+def test_members_shard_across_devices(tmp_path):
+  """With 4 (forced host) devices the member axis is sharded; results unchanged."""
+  script = tmp_path / 'sharded.py'
+  script.write_text(_SHARDED_SCRIPT)
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4',
+         'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.run([sys.executable, str(script), str(tmp_path / 'sharded')],
+                        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  sharded = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert sharded['devices'] == 4  # 3 members padded to 4, one per device.
+  base = ec_config.get_config('model=vae_cat,estimator=st_gumbel_softmax,preset=tiny')
+  configs = _members(base, [(0, 1e-3), (1, 1e-3), (1, 3e-4)])
+  local = training.run(estimator_comparison.create_task, configs,
+                       [str(tmp_path / f'local{i}') for i in range(3)])
+  np.testing.assert_allclose(sharded['results'],
+                             [o['result']['test/neg_elbo'] for o in local], rtol=1e-5)
