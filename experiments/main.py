@@ -1,9 +1,18 @@
-r"""Launches an experiment: parses flags, logs devices, calls train_and_evaluate.
+r"""Launches an experiment or a sweep: parses flags, logs devices, hands over.
 
   python -m experiments.main --config=configs/vae.py --workdir=/tmp/vae
+  python -m experiments.main --sweep --shard=0/4 \
+      --config=configs/estimator_comparison.py:model=vae_cat,estimator=rebar,preset=small \
+      --workdir=/tmp/sweep
+
+With --sweep the config file's `get_hyper(h, arg)` declares the members; each
+writes a run folder under --workdir. --shard=i/n runs the i-th of n slices of
+the grid (e.g. a SLURM job array: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)
+into the same shared workdir.
 """
 
 import importlib
+import importlib.util
 import logging as std_logging
 
 from absl import app
@@ -12,15 +21,29 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from experiments import sweep
+
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 config_flags.DEFINE_config_file(
-    'config', None, 'A configs/*.py file, optionally with :variants.', lock_config=True)
+    'config', None, 'A configs/*.py file, optionally with :arguments.', lock_config=True)
+_SWEEP = flags.DEFINE_bool(
+    'sweep', False, "Run the config file's get_hyper sweep, one run folder per member.")
+_SHARD = flags.DEFINE_string('shard', '0/1', 'With --sweep: run slice i of n of the grid.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def _quiet_orbax(record) -> bool:
   """Drops orbax's per-save INFO lines, which would drown the progress lines."""
   return record.levelno >= std_logging.WARNING or 'orbax' not in record.pathname
+
+
+def _config_module(spec: str):
+  """The module of a 'configs/x.py:arg' flag value, and its argument."""
+  path, _, arg = spec.partition(':')
+  loader_spec = importlib.util.spec_from_file_location('sweep_config', path)
+  module = importlib.util.module_from_spec(loader_spec)
+  loader_spec.loader.exec_module(module)
+  return module, arg or None
 
 
 def main(argv):
@@ -30,7 +53,18 @@ def main(argv):
   logging.info('JAX devices: %s', jax.devices())
   config = flags.FLAGS.config
   experiment = importlib.import_module(f'experiments.{config.experiment}')
-  experiment.train_and_evaluate(config, _WORKDIR.value)
+  if not _SWEEP.value:
+    if _SHARD.value != '0/1':
+      raise app.UsageError('--shard needs --sweep.')
+    experiment.train_and_evaluate(config, _WORKDIR.value)
+    return
+  module, arg = _config_module(flags.FLAGS['config'].config_filename)
+  if not hasattr(module, 'get_hyper'):
+    raise app.UsageError(f'{flags.FLAGS["config"].config_filename} declares no get_hyper sweep.')
+  members = sweep.expand(config, module.get_hyper(sweep, arg), _WORKDIR.value,
+                         experiment.create_task)
+  index, count = sweep.parse_shard(_SHARD.value)
+  sweep.run(sweep.shard(members, index, count))
 
 
 if __name__ == '__main__':

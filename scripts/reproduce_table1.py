@@ -1,0 +1,233 @@
+r"""Reproduces [GS] Table 1: every estimator on the four models, by one command.
+
+  python -m scripts.reproduce_table1 --preset=small --workdir=/tmp/table1
+  python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --shard=$I/$N   # job array
+  python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --collect_only  # table only
+
+Runs the sweep of every cell (seeds x learning rates, one vmapped program
+per cell, `configs/estimator_comparison.py`), picks each cell's learning rate
+by the mean validation metric over seeds (diverged members excluded), and
+writes `table1.md` and `table1.csv` into --workdir: test metric mean and
+spread (standard deviation over seeds) at that learning rate, beside the
+paper's number. Members that have not finished are named under the table.
+--shard=i/n trains the i-th of n interleaved slices of the whole grid into
+the shared workdir (finished members are never trained again); any run,
+or --collect_only, writes the table from what has finished so far.
+The data can be overridden, e.g. --data_source=idx
+--data_dir=/usr/share/datasets/fashion-mnist --data_name=fashion_mnist.
+"""
+
+import csv
+import math
+import os
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from configs import estimator_comparison as table_config
+from experiments import estimator_comparison
+from experiments import sweep
+from experiments import training
+import gumbel
+
+ROWS = ('sbn_bern', 'sbn_cat', 'vae_bern', 'vae_cat')
+ROW_NAMES = {'sbn_bern': 'SBN (Bern.)', 'sbn_cat': 'SBN (Cat.)',
+             'vae_bern': 'VAE (Bern.)', 'vae_cat': 'VAE (Cat.)'}
+PAPER_COLUMNS = ('sf', 'darn', 'muprop', 'st', 'annealed_st', 'gumbel_softmax',
+                 'st_gumbel_softmax')
+COLUMNS = PAPER_COLUMNS + ('rebar', 'relax', 'arm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax')
+# [GS] Table 1 (nats): SBN rows test NLL, VAE rows test -ELBO.
+PAPER = {
+    'sbn_bern': (72.0, 59.7, 58.9, 58.9, 58.7, 58.5, 59.3),
+    'sbn_cat': (73.1, 67.9, 63.0, 61.8, 61.1, 59.0, 59.7),
+    'vae_bern': (112.2, 110.9, 109.7, 116.0, 111.5, 105.0, 111.5),
+    'vae_cat': (110.6, 128.8, 107.0, 110.9, 107.8, 101.5, 107.8),
+}
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import scripts)."""
+  flags.DEFINE_enum('preset', 'small', table_config.PRESETS[:2], 'Preset of every cell.')
+  flags.DEFINE_string('workdir', None, 'Shared folder of all runs and the table.')
+  flags.DEFINE_string('shard', '0/1', 'Train slice i of n of the grid.')
+  flags.DEFINE_list('rows', list(ROWS), f'Rows, from {ROWS}.')
+  flags.DEFINE_list('estimators', list(COLUMNS), 'Columns (estimator names).')
+  flags.DEFINE_bool('collect_only', False, 'Only write the table from finished runs.')
+  flags.DEFINE_string('data_source', None, 'Override data.source.')
+  flags.DEFINE_string('data_dir', None, 'Override data.dir.')
+  flags.DEFINE_string('data_name', None, 'Override data.name.')
+  flags.DEFINE_string('binarization', None, 'Override data.binarization.')
+
+
+def supported(row: str, estimator: str) -> bool:
+  _, latent = table_config.MODELS[row]
+  return latent in gumbel.get_estimator(estimator).kinds
+
+
+def cell_members(preset, rows, estimators, workdir, overrides=None) -> dict:
+  """`{(row, estimator): [sweep.Member]}` for every supported cell."""
+  cells = {}
+  for row in rows:
+    for name in estimators:
+      if not supported(row, name):
+        continue
+      arg = f'model={row},estimator={name},preset={preset}'
+      config = table_config.get_config(arg)
+      config.lock()  # Unknown override keys fail.
+      config.update_from_flattened_dict(overrides or {})
+      cells[(row, name)] = sweep.expand(
+          config, table_config.get_hyper(sweep, arg), os.path.join(workdir, row, name),
+          estimator_comparison.create_task)
+  return cells
+
+
+def metric_names(config) -> tuple[str, str]:
+  """(validation metric, test metric) of a member config: lower is better."""
+  if config.model.task == 'sbn':
+    return (f'valid/nll_m{config.eval.valid_num_samples}',
+            f'test/nll_m{config.eval.num_samples}')
+  return 'valid/neg_elbo', 'test/neg_elbo'
+
+
+def summarize(members) -> dict:
+  """Picks the learning rate on validation; test mean/std over seeds there."""
+  valid_key, test_key = metric_names(members[0].config)
+  by_lr, missing, diverged = {}, [], []
+  for m in members:
+    result = training.read_result(m.workdir)
+    if result is None or result['step'] < m.config.num_train_steps:
+      missing.append(m.workdir)
+      continue
+    if result.get('diverged_step') is not None or not np.isfinite(result.get(valid_key, np.nan)):
+      diverged.append(m.workdir)
+      continue
+    by_lr.setdefault(m.config.optimizer.learning_rate, []).append(result)
+  out = {'missing': missing, 'diverged': diverged, 'test_key': test_key}
+  if not by_lr:
+    return out
+  lr = min(by_lr, key=lambda lr: np.mean([r[valid_key] for r in by_lr[lr]]))
+  tests = np.asarray([r[test_key] for r in by_lr[lr]])
+  extra = [k for k in by_lr[lr][0] if k.startswith('test/nll_iw')]
+  out.update({
+      'learning_rate': lr, 'mean': float(tests.mean()),
+      'std': float(tests.std(ddof=1)) if len(tests) > 1 else float('nan'),
+      'seeds': len(tests), 'valid': float(np.mean([r[valid_key] for r in by_lr[lr]])),
+      'data': by_lr[lr][0].get('data', '?'),
+  })
+  if extra:
+    out['nll_iw'] = float(np.mean([r[extra[0]] for r in by_lr[lr]]))
+    out['nll_iw_key'] = extra[0]
+  return out
+
+
+def _spearman(a, b) -> float:
+  ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+  return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
+                wall_seconds: float | None = None) -> str:
+  """Writes table1.md and table1.csv; returns the markdown."""
+  summaries = {key: summarize(members) for key, members in cells.items()}
+  columns = [c for c in COLUMNS if c in estimators]
+  header = ['model'] + [f'{c} (paper)' if c in PAPER_COLUMNS else c for c in columns]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  csv_rows = []
+  for row in rows:
+    cellsx = [ROW_NAMES[row]]
+    for c in columns:
+      paper = PAPER[row][PAPER_COLUMNS.index(c)] if c in PAPER_COLUMNS else None
+      s = summaries.get((row, c))
+      if s is None:
+        text = 'n/a'
+      elif 'mean' not in s:
+        text = 'missing' if s['missing'] else 'diverged'
+      else:
+        spread = '' if math.isnan(s['std']) else f' ± {s["std"]:.1f}'
+        text = f'{s["mean"]:.1f}{spread}'
+      if paper is not None:
+        text += f' ({paper})'
+      cellsx.append(text)
+      if s is not None:
+        csv_rows.append({
+            'row': row, 'estimator': c, 'paper': paper, 'mean': s.get('mean'),
+            'std': s.get('std'), 'seeds': s.get('seeds'), 'learning_rate': s.get('learning_rate'),
+            'valid': s.get('valid'), 'metric': s['test_key'], 'nll_iw': s.get('nll_iw'),
+            'nll_iw_metric': s.get('nll_iw_key'), 'data': s.get('data'),
+            'missing': len(s['missing']), 'diverged': len(s['diverged'])})
+    lines.append('| ' + ' | '.join(cellsx) + ' |')
+  md = [f'# [GS] Table 1, preset `{preset}`', '',
+        'SBN rows: test NLL (m importance samples); VAE rows: test -ELBO (one-hot / binary '
+        'samples, analytic KL). Each cell: mean ± standard deviation over seeds at the learning '
+        'rate chosen on validation; (paper) is [GS] Table 1, measured on the Larochelle binarized '
+        'MNIST, which is not available offline.', '']
+  md += lines
+  data = sorted({s.get('data') for s in summaries.values() if s.get('data')})
+  md += ['', f'Data: {", ".join(data) or "?"}.']
+  if wall_seconds is not None:
+    md.append(f'Wall time of this run: {training.format_duration(wall_seconds)}.')
+  # How our ordering of the paper's estimators compares with the paper's.
+  md += ['', '| model | our best (paper columns) | paper best | Spearman rank correlation |',
+         '|---|---|---|---|']
+  for row in rows:
+    ours = [(c, summaries.get((row, c), {}).get('mean')) for c in PAPER_COLUMNS]
+    ours = [(c, v) for c, v in ours if v is not None]
+    if len(ours) < 3:
+      continue
+    paper = [PAPER[row][PAPER_COLUMNS.index(c)] for c, _ in ours]
+    best = min(ours, key=lambda cv: cv[1])[0]
+    paper_best = PAPER_COLUMNS[int(np.argmin(PAPER[row]))]
+    md.append(f'| {ROW_NAMES[row]} | {best} | {paper_best} | '
+              f'{_spearman([v for _, v in ours], paper):+.2f} |')
+  missing = sorted(w for s in summaries.values() for w in s['missing'])
+  diverged = sorted(w for s in summaries.values() for w in s['diverged'])
+  if missing:
+    md += ['', f'Missing ({len(missing)} runs not finished):'] + [f'- {w}' for w in missing]
+  if diverged:
+    md += ['', f'Diverged ({len(diverged)} runs, excluded):'] + [f'- {w}' for w in diverged]
+  text = '\n'.join(md) + '\n'
+  with open(os.path.join(workdir, 'table1.md'), 'w') as f:
+    f.write(text)
+  with open(os.path.join(workdir, 'table1.csv'), 'w', newline='') as f:
+    writer = csv.DictWriter(f, fieldnames=list(csv_rows[0]) if csv_rows else ['row'])
+    writer.writeheader()
+    writer.writerows(csv_rows)
+  return text
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not FLAGS.workdir:
+    raise app.UsageError('--workdir is required.')
+  for row in FLAGS.rows:
+    if row not in ROWS:
+      raise app.UsageError(f'Unknown row {row!r}; allowed: {ROWS}.')
+  for name in FLAGS.estimators:
+    gumbel.get_estimator(name)  # Unknown names list the valid ones.
+  overrides = {k: v for k, v in (('data.source', FLAGS.data_source),
+                                 ('data.dir', FLAGS.data_dir),
+                                 ('data.name', FLAGS.data_name),
+                                 ('data.binarization', FLAGS.binarization)) if v is not None}
+  start = time.perf_counter()
+  cells = cell_members(FLAGS.preset, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, overrides)
+  members = [m for ms in cells.values() for m in ms]
+  index, count = sweep.parse_shard(FLAGS.shard)
+  if not FLAGS.collect_only:
+    mine = sweep.shard(members, index, count)
+    logging.info('Table 1 (%s): %d cells, %d runs; shard %d/%d trains %d of them.',
+                 FLAGS.preset, len(cells), len(members), index, count, len(mine))
+    sweep.run(mine)
+  wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  print(write_table(cells, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, FLAGS.preset, wall))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)

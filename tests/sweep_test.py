@@ -1,0 +1,147 @@
+"""Tests of sweeps: declaration, grouping, shards, and resuming after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from configs import estimator_comparison as ec_config
+from experiments import estimator_comparison
+from experiments import sweep
+from experiments import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_hyper_product_and_zip():
+  grid = sweep.product([sweep.sweep('config.seed', [0, 1]),
+                        sweep.sweep('config.optimizer.learning_rate', [1e-3, 3e-4])])
+  assert grid == [{'config.seed': 0, 'config.optimizer.learning_rate': 1e-3},
+                  {'config.seed': 0, 'config.optimizer.learning_rate': 3e-4},
+                  {'config.seed': 1, 'config.optimizer.learning_rate': 1e-3},
+                  {'config.seed': 1, 'config.optimizer.learning_rate': 3e-4}]
+  assert sweep.zipit([sweep.sweep('config.a', [1, 2]), sweep.sweep('config.b', [3, 4])]) == [
+      {'config.a': 1, 'config.b': 3}, {'config.a': 2, 'config.b': 4}]
+  with pytest.raises(ValueError, match='equal length'):
+    sweep.zipit([sweep.sweep('config.a', [1]), sweep.sweep('config.b', [3, 4])])
+  with pytest.raises(ValueError, match="start with 'config.'"):
+    sweep.sweep('seed', [0])
+
+
+def test_config_declares_its_sweep_and_unknown_keys_fail(tmp_path):
+  arg = 'model=sbn_cat,estimator=rebar,preset=small'
+  base = ec_config.get_config(arg)
+  base.lock()
+  members = sweep.expand(base, ec_config.get_hyper(sweep, arg), str(tmp_path),
+                         estimator_comparison.create_task)
+  assert len(members) == 4
+  assert {(m.config.seed, m.config.optimizer.learning_rate) for m in members} == {
+      (s, lr) for s in (0, 1) for lr in (3e-3, 1e-3)}
+  assert os.path.basename(members[0].workdir) == 'seed=0,optimizer.learning_rate=0.003'
+  assert len(sweep.group(members)) == 1  # Seeds and learning rates: one program.
+  with pytest.raises(ValueError, match='not in the config'):
+    sweep.expand(base, sweep.sweep('config.optimizer.learning_rte', [1.0]), str(tmp_path),
+                 estimator_comparison.create_task)
+
+
+def test_groups_split_on_code_fields_and_shards_cover_the_grid(tmp_path):
+  base = ec_config.get_config('model=vae_cat,preset=tiny')
+  base.lock()
+  grid = sweep.product([sweep.sweep('config.estimator.name', ['sf', 'st', 'rebar']),
+                        sweep.sweep('config.seed', [0, 1, 2])])
+  members = sweep.expand(base, grid, str(tmp_path), estimator_comparison.create_task)
+  groups = sweep.group(members)
+  assert [len(g) for g in groups] == [3, 3, 3]
+  assert all(len({m.config.estimator.name for m in g}) == 1 for g in groups)
+  shards = [sweep.shard(members, i, 4) for i in range(4)]
+  assert sorted(m.workdir for s in shards for m in s) == sorted(m.workdir for m in members)
+  assert sweep.parse_shard('3/4') == (3, 4)
+  for bad in ('4/4', '1', 'a/b', '-1/2'):
+    with pytest.raises(ValueError, match='shard'):
+      sweep.parse_shard(bad)
+
+
+_SWEEP_CONFIG = textwrap.dedent('''
+    """Two groups (estimators) of two members (seeds), long enough to be killed."""
+    from configs import estimator_comparison
+
+    def get_config(arg=None):
+      config = estimator_comparison.get_config('model=vae_bern,preset=tiny')
+      config.num_train_steps = 3000
+      config.log_every = 100
+      config.checkpoint_every = 100
+      config.grad_var_every = 0
+      return config
+
+    def get_hyper(h, arg=None):
+      return h.product([h.sweep('config.estimator.name', ['sf', 'st']),
+                        h.sweep('config.seed', [0, 1])])
+''')
+
+
+def _launch(config_path, workdir):
+  return subprocess.Popen(
+      [sys.executable, '-m', 'experiments.main', '--sweep', f'--config={config_path}',
+       f'--workdir={workdir}'],
+      cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+
+
+def _checkpoint_steps(member_dir):
+  path = os.path.join(member_dir, 'checkpoints')
+  return sorted(int(s) for s in os.listdir(path) if s.isdigit()) if os.path.isdir(path) else []
+
+
+def test_sweep_killed_with_sigkill_resumes_and_loses_no_finished_member(tmp_path):
+  """kill -9 during the second group: the rerun skips the first and resumes the second."""
+  config_path = tmp_path / 'sweep_config.py'
+  config_path.write_text(_SWEEP_CONFIG)
+  workdir = tmp_path / 'sweep'
+  first = [workdir / f'estimator.name=sf,seed={s}' for s in (0, 1)]
+  second = [workdir / f'estimator.name=st,seed={s}' for s in (0, 1)]
+
+  proc = _launch(config_path, workdir)
+  deadline = time.time() + 240
+  while time.time() < deadline and proc.poll() is None:
+    if all(_checkpoint_steps(d) for d in second):
+      break
+    time.sleep(0.02)
+  assert proc.poll() is None, 'the sweep ended before it could be killed:\n' + proc.stdout.read()
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert all(training.read_result(str(d)) for d in first)
+  assert not any(training.read_result(str(d)) for d in second)
+  killed_at = min(_checkpoint_steps(d)[-1] for d in second)
+  assert 0 < killed_at < 3000
+  finished = {str(d): (os.path.getmtime(d / 'result.json'), (d / 'metrics.jsonl').read_text())
+              for d in first}
+
+  proc = _launch(config_path, workdir)
+  log, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, log[-3000:]
+  assert log.count('not training it again') == 2
+  assert f'Resumed from the checkpoints at step {killed_at}' in log or (
+      'Resumed from the checkpoints at step' in log)
+  for d in first:  # Finished members were not touched.
+    assert finished[str(d)] == (os.path.getmtime(d / 'result.json'),
+                                (d / 'metrics.jsonl').read_text())
+  # The resumed group ends exactly where an uninterrupted run ends.
+  spec = {'__file__': str(config_path)}
+  exec(compile(_SWEEP_CONFIG, str(config_path), 'exec'), spec)  # pylint: disable=exec-used
+  base = spec['get_config']()
+  base.lock()
+  reference = sweep.expand(base, sweep.product([sweep.sweep('config.estimator.name', ['st']),
+                                                sweep.sweep('config.seed', [0, 1])]),
+                           str(tmp_path / 'reference'), estimator_comparison.create_task)
+  results = sweep.run(reference)
+  for d, ref in zip(second, reference):
+    resumed = training.read_result(str(d))
+    for key in ('test/neg_elbo', 'test/nll_iw4', 'valid/neg_elbo'):
+      assert resumed[key] == pytest.approx(results[ref.workdir][key], rel=1e-6), key
+    steps = [json.loads(l)['step'] for l in (d / 'metrics.jsonl').read_text().splitlines()]
+    assert steps == sorted(steps) and steps.count(3000) == 2  # Last train line + results.
