@@ -31,7 +31,7 @@ References:
 
 import functools
 import math
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -301,12 +301,22 @@ def model_key(config) -> tuple:
 # ----------------------------------------------------------------------------
 
 
-def create_task(config: ml_collections.ConfigDict) -> training.Task:
-  """The comparison model as a `training.Task`."""
+def create_task(config: ml_collections.ConfigDict,
+                dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
+  """The comparison model as a `training.Task`.
+
+  Args:
+    config: the experiment config.
+    dataset: the data; default `input_pipeline.load_dataset(config.data)`
+      (benchmarks pass generated data).
+
+  Returns:
+    The task.
+  """
   check_config(config)
   nets, layers = create_networks(config)
   estimator = gumbel.get_estimator(config.estimator.name)
-  data = input_pipeline.load_dataset(config.data)
+  data = dataset or input_pipeline.load_dataset(config.data)
   num_train = len(data.train)
   eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
                for split, images in (('valid', data.valid),

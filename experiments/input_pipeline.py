@@ -466,3 +466,12 @@ def binarize_for_eval(images: np.ndarray, binarization: str, split: str) -> np.n
     return images
   rng = np.random.default_rng(_EVAL_BINARIZATION_SEEDS[split])
   return (rng.random(images.shape) < images).astype(np.float32)
+
+
+def random_dataset(num_train: int, num_test: int = 0, seed: int = 0) -> Dataset:
+  """Uniform random grey images (benchmarks and tests): no files, no downloads."""
+  rng = np.random.default_rng(seed)
+  train = rng.random((num_train, 784), dtype=np.float32)
+  test = rng.random((num_test, 784), dtype=np.float32)
+  return Dataset(train, train[:0], test, None, None, None, 'random', f'random_{num_train}',
+                 binarized=False)

@@ -217,33 +217,32 @@ def _place(tree, mesh, member_axis: bool):
 
 
 class _Progress:
-  """Prints a progress line at most every PROGRESS_SECONDS (host callback)."""
+  """Prints a progress line at most every PROGRESS_SECONDS (a host callback).
 
-  def __init__(self, total_steps: int, label: str):
+  Called from inside the compiled chunk every few steps with member 0's
+  step and training metric; the rate counts from the first call, after
+  compilation.
+  """
+
+  def __init__(self, total_steps: int, label: str, metric_name: str):
     self.total_steps = total_steps
     self.label = label
-    self.start_time = time.perf_counter()
-    self.start_step = None
-    self.last_print = self.start_time
+    self.metric_name = metric_name
+    self.first = None  # (time, step) of the first call.
+    self.last_print = time.perf_counter()
 
-  def reset(self, step: int):
-    if self.start_step is None:
-      self.start_step = step
-      self.start_time = time.perf_counter()
-
-  def __call__(self, step, metric=None, force=False):
+  def __call__(self, step, metric):
     now = time.perf_counter()
     step = int(step)
-    if not force and now - self.last_print < PROGRESS_SECONDS:
+    if self.first is None:
+      self.first = (now, step)
+    if now - self.last_print < PROGRESS_SECONDS:
       return
     self.last_print = now
-    done = step - (self.start_step or 0)
-    rate = done / max(now - self.start_time, 1e-9)
+    rate = (step - self.first[1]) / max(now - self.first[0], 1e-9)
     eta = (self.total_steps - step) / rate if rate > 0 else float('inf')
-    line = f'{self.label}step {step}/{self.total_steps}  {rate:.1f} steps/s  ETA {format_duration(eta)}'
-    if metric is not None:
-      line += f'  {metric}'
-    logging.info(line)
+    logging.info('%sstep %d/%d  %.1f steps/s  %s %.2f  ETA %s', self.label, step,
+                 self.total_steps, rate, self.metric_name, float(metric), format_duration(eta))
 
 
 def format_duration(seconds: float) -> str:
@@ -287,7 +286,7 @@ def make_train_chunk(task: Task, tx: optax.GradientTransformation, *,
     if progress is not None:
       step = state['step'][0]
       jax.lax.cond(step % progress_every == 0,
-                   lambda: jax.debug.callback(progress, step, metrics['loss'][0]),
+                   lambda: jax.debug.callback(progress, step, metrics[task.main_metric][0]),
                    lambda: None)
     return state, metrics
 
@@ -458,7 +457,8 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
 
   data = _place(task.data, mesh, member_axis=False)
   loop_keys = _place(loop_keys, mesh, member_axis=True)
-  progress = _Progress(config.num_train_steps, label)
+  progress = _Progress(config.num_train_steps, label, task.main_metric)
+  run_start, start_step = time.perf_counter(), step
   train_chunk = make_train_chunk(task, txs[0], batched=batched, progress=progress)
   grad_var_fn = None
   if task.grad_variance is not None and config.get('grad_var_every', 0):
@@ -466,7 +466,6 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
     grad_var_batch = _place(task.grad_var_batch, mesh, member_axis=False)
   while step < config.num_train_steps:
     num_steps = min(config.log_every - step % config.log_every, config.num_train_steps - step)
-    progress.reset(step)
     start = time.perf_counter()
     state, metrics = train_chunk(state, loop_keys, data, num_steps=num_steps)
     metrics = jax.device_get(metrics)
@@ -496,8 +495,10 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
         summary['steps_per_sec'] = num_steps / elapsed
         summary.update(extra_metrics[m])
         writers[m].write(step, summary)
+    eta = ((time.perf_counter() - run_start) / (step - start_step)
+           * (config.num_train_steps - step))
     _log_chunk(label, step, config.num_train_steps, num_steps / elapsed, metrics,
-               task.main_metric, num_members)
+               task.main_metric, num_members, eta)
     if step % config.checkpoint_every == 0 or step == config.num_train_steps:
       for m, manager in enumerate(managers):
         manager.save(step, _member(state, m))
@@ -518,11 +519,11 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
   return outputs
 
 
-def _log_chunk(label, step, total, steps_per_sec, metrics, main_metric, num_members):
+def _log_chunk(label, step, total, steps_per_sec, metrics, main_metric, num_members, eta):
   values = [float(np.mean(metrics[main_metric][:, m])) for m in range(num_members)]
   shown = ' '.join(f'{v:.2f}' for v in values[:8]) + (' ...' if num_members > 8 else '')
-  logging.info('%sstep %d/%d  %.1f steps/s  %s %s', label, step, total, steps_per_sec,
-               main_metric, shown)
+  logging.info('%sstep %d/%d  %.1f steps/s  %s %s  ETA %s', label, step, total, steps_per_sec,
+               main_metric, shown, format_duration(eta))
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ same noise as an uninterrupted one.
 
 import functools
 import os
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -143,11 +143,21 @@ def save_pictures(workdir, model, params, test_images, key):
   pictures.save_image_grid(os.path.join(workdir, 'latent_classes.png'), classes, n, k)
 
 
-def create_task(config: ml_collections.ConfigDict) -> training.Task:
-  """The VAE as a `training.Task`: model, loss, data and evaluation."""
+def create_task(config: ml_collections.ConfigDict,
+                dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
+  """The VAE as a `training.Task`: model, loss, data and evaluation.
+
+  Args:
+    config: the experiment config.
+    dataset: the data; default `input_pipeline.load_dataset(config.data)`
+      (benchmarks pass generated data).
+
+  Returns:
+    The task.
+  """
   model = create_model(config)
   schedule = create_temperature_schedule(config)
-  data = input_pipeline.load_dataset(config.data)
+  data = dataset or input_pipeline.load_dataset(config.data)
   eval_data = {'valid': data.valid, 'test': data.test}
   eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
                for split, images in eval_data.items() if images is not None}

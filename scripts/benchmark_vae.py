@@ -2,7 +2,8 @@ r"""Times the categorical VAE's compiled training against an idiomatic PyTorch p
 
   python -m scripts.benchmark_vae [--steps_per_call=300 --repeats=5 --torch_compile]
 
-The JAX side runs the experiment's own code (`experiments.vae.make_train_chunk`
+The JAX side runs the experiment's own code (`experiments.training.make_train_chunk`
+on `experiments.vae.create_task`
 with `configs/vae.py`: K=10, N=30, 784-512-256-300 / 300-256-512-784, Adam
 with staircase decay, dynamic binarization, tau schedule) on images living on
 the device: `steps_per_call` steps per compiled call, as training does. When
@@ -30,16 +31,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import vae as vae_config
+from experiments import input_pipeline
+from experiments import training
 from experiments import vae
 
-_STEPS_PER_CALL = flags.DEFINE_integer(
-    'steps_per_call', 300, 'Training steps per timed repeat (one compiled call for JAX).')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed repeats of each implementation.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 100, 'Batch size (configs/vae.py uses 100).')
-_NUM_IMAGES = flags.DEFINE_integer('num_images', 4000, 'Random training images on the device.')
-_TORCH = flags.DEFINE_bool('torch', True, 'Also time PyTorch when it is installed.')
-_TORCH_COMPILE = flags.DEFINE_bool(
-    'torch_compile', False, 'Also time the PyTorch step under torch.compile.')
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defines the command-line flags (only when run as a script: tests import scripts)."""
+  flags.DEFINE_integer('steps_per_call', 300,
+                       'Training steps per timed repeat (one compiled call for JAX).')
+  flags.DEFINE_integer('repeats', 5, 'Timed repeats of each implementation.')
+  flags.DEFINE_integer('batch_size', 100, 'Batch size (configs/vae.py uses 100).')
+  flags.DEFINE_integer('num_images', 4000, 'Random training images on the device.')
+  flags.DEFINE_bool('torch', True, 'Also time PyTorch when it is installed.')
+  flags.DEFINE_bool('torch_compile', False, 'Also time the PyTorch step under torch.compile.')
 
 
 # Idle OpenMP (PyTorch) and Eigen (XLA) workers spin for a while before they
@@ -56,21 +63,23 @@ def _load() -> float:
 
 
 def make_jax_runner(config, images: np.ndarray, steps: int):
-  """Returns `run() -> seconds` for `steps` steps of the experiment's train_chunk."""
+  """Returns `run() -> seconds` for `steps` steps of the experiment's compiled chunk."""
+  task = vae.create_task(config, input_pipeline.random_dataset(0, 0))
+  tx = training.create_optimizer(config)
   key = jax.random.key(config.seed)
   init_key, loop_key = jax.random.split(key)
   del key
-  model = vae.create_model(config)
-  tx = vae.create_optimizer(config)
-  params = model.init(init_key, jnp.zeros((1, model.num_pixels)))
-  state = {'params': params, 'opt_state': tx.init(params), 'step': jnp.int32(0)}
+  params, extra = jax.jit(task.init)(init_key)
+  state = {'params': params, 'opt_state': tx.init(params), 'extra': extra, 'step': jnp.int32(0)}
+  state = jax.tree.map(lambda x: x[None], state)  # A member axis of one, as a single run.
+  loop_keys = loop_key[None]
   train_images = jax.device_put(images)
-  train_chunk = vae.make_train_chunk(config, model, tx)
+  train_chunk = training.make_train_chunk(task, tx, batched=False)
 
   def run():
     nonlocal state
     start = time.perf_counter()
-    state, metrics = train_chunk(state, train_images, loop_key, num_steps=steps)
+    state, metrics = train_chunk(state, loop_keys, train_images, num_steps=steps)
     jax.block_until_ready((state, metrics))
     elapsed = time.perf_counter() - start
     if not np.isfinite(np.asarray(metrics['neg_elbo'])).all():
@@ -165,9 +174,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   config = vae_config.get_config()
-  config.batch_size = _BATCH_SIZE.value
-  steps = _STEPS_PER_CALL.value
-  images = np.random.default_rng(0).random((_NUM_IMAGES.value, 784), dtype=np.float32)
+  config.batch_size = FLAGS.batch_size
+  steps = FLAGS.steps_per_call
+  images = np.random.default_rng(0).random((FLAGS.num_images, 784), dtype=np.float32)
   threads = _num_threads()
 
   runners = {}
@@ -176,7 +185,7 @@ def main(argv):
   runners['jax']()  # Compiles; the second call below warms the caches.
   compile_seconds = {'jax': time.perf_counter() - start}
   torch_version = None
-  if _TORCH.value:
+  if FLAGS.torch:
     try:
       import torch  # pylint: disable=g-import-not-at-top
     except ImportError:
@@ -188,7 +197,7 @@ def main(argv):
       # Adam slows down ~1.5x after ~700 steps, when its state turns denormal.
       torch.set_flush_denormal(True)
       torch.set_num_threads(threads)
-      variants = {'torch': False, **({'torch_compile': True} if _TORCH_COMPILE.value else {})}
+      variants = {'torch': False, **({'torch_compile': True} if FLAGS.torch_compile else {})}
       for name, compile_step in variants.items():
         start = time.perf_counter()
         runners[name] = make_torch_runner(config, images, steps, compile_step)
@@ -199,7 +208,7 @@ def main(argv):
   loads = [_load()]
   for name, run in runners.items():
     run()  # Warm-up.
-  for _ in range(_REPEATS.value):
+  for _ in range(FLAGS.repeats):
     for name, run in runners.items():  # Interleaved, so load hits all alike.
       time.sleep(_PAUSE_SECONDS)  # Lets the other runtime's worker threads stop spinning.
       times[name].append(run())
@@ -208,7 +217,7 @@ def main(argv):
   jax_device = jax.devices()[0]
   jax_device = f'{jax_device.platform}:{getattr(jax_device, "device_kind", "")}'
   common = {'steps_per_call': steps,
-            'repeats': _REPEATS.value, 'threads': threads, 'load_avg_1m': loads,
+            'repeats': FLAGS.repeats, 'threads': threads, 'load_avg_1m': loads,
             'host': platform.processor() or platform.machine()}
   results = {'jax': _result('jax', jax_device, times['jax'], steps, config.batch_size,
                             jax_version=jax.__version__,
@@ -230,4 +239,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -150,3 +150,18 @@ def test_members_shard_across_devices(tmp_path):
                        [str(tmp_path / f'local{i}') for i in range(3)])
   np.testing.assert_allclose(sharded['results'],
                              [o['result']['test/neg_elbo'] for o in local], rtol=1e-5)
+
+
+def test_progress_lines_show_steps_rate_metric_and_eta(tmp_path, monkeypatch, caplog):
+  """Inside long compiled chunks a host callback logs progress (here: every call)."""
+  monkeypatch.setattr(training, 'PROGRESS_SECONDS', 0.0)
+  config = _config(estimator='gumbel_softmax', num_train_steps=120, log_every=120,
+                   checkpoint_every=120, grad_var_every=0)
+  caplog.set_level('INFO')
+  training.run(estimator_comparison.create_task, [config], [str(tmp_path)])
+  lines = [r.getMessage() for r in caplog.records]
+  inside = [l for l in lines if 'step 50/120' in l or 'step 100/120' in l]
+  assert len(inside) == 2, lines  # progress_every=50 steps, within the one 120-step chunk.
+  for line in inside + [l for l in lines if 'step 120/120' in l]:
+    assert 'steps/s' in line and 'neg_elbo' in line and 'ETA' in line
+  assert any('test (' in l for l in lines)
