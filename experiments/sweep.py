@@ -119,7 +119,23 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 
 def shard(members: Sequence[Member], index: int, count: int) -> list[Member]:
-  """The index-th of `count` interleaved slices (every member in exactly one)."""
+  """The index-th of `count` slices of a grid (every member in exactly one).
+
+  With at least `count` groups, whole groups are dealt out in turn, so each
+  compiled program is built on one machine only; with fewer groups (one
+  big sweep over many machines), members are dealt out in turn.
+
+  Args:
+    members: the whole grid, in the same order on every machine.
+    index: i, in [0, count).
+    count: n.
+
+  Returns:
+    The members of slice i.
+  """
+  groups = group(members)
+  if len(groups) >= count:
+    return [m for g in groups[index::count] for m in g]
   return list(members[index::count])
 
 

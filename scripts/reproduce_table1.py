@@ -3,6 +3,7 @@ r"""Reproduces [GS] Table 1: every estimator on the four models, by one command.
   python -m scripts.reproduce_table1 --preset=small --workdir=/tmp/table1
   python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --shard=$I/$N   # job array
   python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --collect_only  # table only
+  python -m scripts.reproduce_table1 --preset=small --workdir=DIR --workers=2     # 2 local shards
 
 Runs the sweep of every cell (seeds x learning rates, one vmapped program
 per cell, `configs/estimator_comparison.py`), picks each cell's learning rate
@@ -20,6 +21,8 @@ The data can be overridden, e.g. --data_source=idx
 import csv
 import math
 import os
+import subprocess
+import sys
 import time
 
 from absl import app
@@ -52,7 +55,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
   """Defines the command-line flags (only when run as a script: tests import scripts)."""
-  flags.DEFINE_enum('preset', 'small', table_config.PRESETS[:2], 'Preset of every cell.')
+  flags.DEFINE_enum('preset', 'small', table_config.PRESETS,
+                    'Preset of every cell (tiny: for tests).')
   flags.DEFINE_string('workdir', None, 'Shared folder of all runs and the table.')
   flags.DEFINE_string('shard', '0/1', 'Train slice i of n of the grid.')
   flags.DEFINE_list('rows', list(ROWS), f'Rows, from {ROWS}.')
@@ -62,6 +66,9 @@ def define_flags():
   flags.DEFINE_string('data_dir', None, 'Override data.dir.')
   flags.DEFINE_string('data_name', None, 'Override data.name.')
   flags.DEFINE_string('binarization', None, 'Override data.binarization.')
+  flags.DEFINE_bool('table_only_in_parent', False, 'Internal: a --workers shard process.')
+  flags.DEFINE_integer('workers', 1, 'Local worker processes, each one shard with XLA on one '
+                       'thread (2 suits a 2-core CPU: compilations run in parallel).')
 
 
 def supported(row: str, estimator: str) -> bool:
@@ -200,6 +207,41 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
   return text
 
 
+_SINGLE_THREAD_XLA = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+
+
+def run_workers(num_workers: int, members) -> None:
+  """Trains the grid in `num_workers` local shard processes; logs progress with an ETA."""
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = f'{env.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
+  args = [f'--preset={FLAGS.preset}', f'--workdir={FLAGS.workdir}',
+          f'--rows={",".join(FLAGS.rows)}', f'--estimators={",".join(FLAGS.estimators)}',
+          '--table_only_in_parent']
+  args += [f'--{name}={FLAGS[name].value}' for name in
+           ('data_source', 'data_dir', 'data_name', 'binarization') if FLAGS[name].value is not None]
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  procs, logs = [], []
+  for i in range(num_workers):
+    logs.append(os.path.join(FLAGS.workdir, f'worker{i}.log'))
+    with open(logs[-1], 'a') as log:
+      procs.append(subprocess.Popen(
+          [sys.executable, '-m', 'scripts.reproduce_table1', *args, f'--shard={i}/{num_workers}'],
+          stdout=log, stderr=subprocess.STDOUT, env=env))
+  start = time.perf_counter()
+  done_before = sum(training.is_finished(m.config, m.workdir) for m in members)
+  while any(p.poll() is None for p in procs):
+    time.sleep(training.PROGRESS_SECONDS)
+    done = sum(training.is_finished(m.config, m.workdir) for m in members)
+    rate = (done - done_before) / (time.perf_counter() - start)
+    eta = (len(members) - done) / rate if rate > 0 else float('inf')
+    logging.info('Table 1: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', done,
+                 len(members), training.format_duration(time.perf_counter() - start),
+                 training.format_duration(eta), ', '.join(logs))
+  failed = [log for p, log in zip(procs, logs) if p.returncode != 0]
+  if failed:
+    raise RuntimeError(f'Worker(s) failed; see {failed}. Rerun the same command to resume.')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -218,11 +260,17 @@ def main(argv):
   cells = cell_members(FLAGS.preset, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, overrides)
   members = [m for ms in cells.values() for m in ms]
   index, count = sweep.parse_shard(FLAGS.shard)
-  if not FLAGS.collect_only:
+  if FLAGS.workers > 1 and not FLAGS.collect_only:
+    if count != 1:
+      raise app.UsageError('--workers runs the shards of one machine; use it without --shard.')
+    run_workers(FLAGS.workers, members)
+  elif not FLAGS.collect_only:
     mine = sweep.shard(members, index, count)
     logging.info('Table 1 (%s): %d cells, %d runs; shard %d/%d trains %d of them.',
                  FLAGS.preset, len(cells), len(members), index, count, len(mine))
     sweep.run(mine)
+  if FLAGS.table_only_in_parent:
+    return
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, FLAGS.preset, wall))

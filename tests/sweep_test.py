@@ -58,8 +58,15 @@ def test_groups_split_on_code_fields_and_shards_cover_the_grid(tmp_path):
   groups = sweep.group(members)
   assert [len(g) for g in groups] == [3, 3, 3]
   assert all(len({m.config.estimator.name for m in g}) == 1 for g in groups)
-  shards = [sweep.shard(members, i, 4) for i in range(4)]
+  shards = [sweep.shard(members, i, 4) for i in range(4)]  # 3 groups: members dealt out.
   assert sorted(m.workdir for s in shards for m in s) == sorted(m.workdir for m in members)
+  assert all(len(s) <= 3 for s in shards) and all(shards)
+  halves = [sweep.shard(members, i, 2) for i in range(2)]  # Whole groups dealt out.
+  assert [len(h) for h in halves] == [6, 3]
+  assert sorted(m.workdir for h in halves for m in h) == sorted(m.workdir for m in members)
+  for h in halves:
+    assert all(len([m for m in h if m.config.estimator.name == n]) in (0, 3)
+               for n in ('sf', 'st', 'rebar'))
   assert sweep.parse_shard('3/4') == (3, 4)
   for bad in ('4/4', '1', 'a/b', '-1/2'):
     with pytest.raises(ValueError, match='shard'):

@@ -1,0 +1,73 @@
+"""Tests of scripts/reproduce_table1.py on the tiny preset."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from experiments import sweep
+from scripts import reproduce_table1 as table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('table1'))
+  rows, estimators = ['sbn_cat', 'vae_bern'], ['disarm', 'sf']
+  cells = table.cell_members('tiny', rows, estimators, workdir, {'grad_var_every': 0})
+  sweep.run([m for ms in cells.values() for m in ms])
+  return workdir, rows, estimators, cells
+
+
+def test_table_picks_on_validation_and_marks_unsupported_cells(finished):
+  workdir, rows, estimators, cells = finished
+  assert ('sbn_cat', 'disarm') not in cells  # Bernoulli-only: n/a.
+  text = table.write_table(cells, rows, estimators, workdir, 'tiny')
+  lines = text.splitlines()
+  assert '| model | sf (paper) | disarm |' in lines
+  sbn = next(l for l in lines if l.startswith('| SBN (Cat.)'))
+  assert sbn.endswith('| n/a |') and '(73.1)' in sbn and '±' in sbn
+  assert 'Missing' not in text
+  with open(os.path.join(workdir, 'table1.csv')) as f:
+    records = list(csv.DictReader(f))
+  assert len(records) == 3
+  for r in records:
+    s = table.summarize(cells[(r['row'], r['estimator'])])
+    assert float(r['mean']) == pytest.approx(s['mean'])
+    # The chosen learning rate has the lowest mean validation metric.
+    valid_key, _ = table.metric_names(cells[(r['row'], r['estimator'])][0].config)
+    by_lr = {}
+    for m in cells[(r['row'], r['estimator'])]:
+      by_lr.setdefault(m.config.optimizer.learning_rate, []).append(
+          table.training.read_result(m.workdir)[valid_key])
+    best = min(by_lr, key=lambda lr: sum(by_lr[lr]) / len(by_lr[lr]))
+    assert float(r['learning_rate']) == best
+
+
+def test_missing_members_are_named(finished, tmp_path):
+  workdir, rows, estimators, _ = finished
+  copy = str(tmp_path / 'copy')
+  shutil.copytree(workdir, copy)
+  cells = table.cell_members('tiny', rows, estimators, copy, {'grad_var_every': 0})
+  gone = cells[('vae_bern', 'sf')][0].workdir
+  os.remove(os.path.join(gone, 'result.json'))
+  text = table.write_table(cells, rows, estimators, copy, 'tiny')
+  assert 'Missing (1 runs not finished):' in text and gone in text
+  assert table.summarize(cells[('vae_bern', 'sf')])['seeds'] >= 1
+
+
+def test_two_local_workers_cover_the_grid(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'scripts.reproduce_table1', '--preset=tiny',
+       f'--workdir={tmp_path}', '--rows=vae_cat', '--estimators=st,arm', '--workers=2'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert os.path.exists(tmp_path / 'worker0.log') and os.path.exists(tmp_path / 'worker1.log')
+  with open(tmp_path / 'table1.md') as f:
+    text = f.read()
+  assert '| VAE (Cat.) |' in text and 'Missing' not in text
+  assert 'Wall time of this run' in text
