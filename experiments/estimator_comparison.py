@@ -318,12 +318,8 @@ def create_task(config: ml_collections.ConfigDict,
   estimator = gumbel.get_estimator(config.estimator.name)
   data = dataset or input_pipeline.load_dataset(config.data)
   num_train = len(data.train)
-  eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
-               for split, images in (('valid', data.valid),
-                                     ('test', data.test))
-               if images is not None and len(images)}
-  if config.eval.num_examples > 0:
-    eval_data = {s: x[:config.eval.num_examples] for s, x in eval_data.items()}
+  eval_data = input_pipeline.eval_splits(data, config.data.binarization,
+                                         config.eval.num_examples)
   surrogate_fn = sbn_surrogate if config.model.task == 'sbn' else vae_surrogate
   kwargs = dict(config=config, nets=nets, layers=layers)
 

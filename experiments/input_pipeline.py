@@ -460,6 +460,25 @@ def sample_batch(images, key, *, batch_size: int, binarization: str):
   return x
 
 
+def eval_splits(data: Dataset, binarization: str, num_examples: int = -1) -> dict:
+  """`{'valid': ..., 'test': ...}` images for evaluation, binarized once; empty splits dropped.
+
+  Args:
+    data: the data set.
+    binarization: config.data.binarization.
+    num_examples: keep the first n of each split (-1: all).
+
+  Returns:
+    The evaluation splits.
+  """
+  splits = {}
+  for split, images in (('valid', data.valid), ('test', data.test)):
+    if images is not None and len(images):
+      images = binarize_for_eval(images, binarization, split)
+      splits[split] = images[:num_examples] if num_examples > 0 else images
+  return splits
+
+
 def binarize_for_eval(images: np.ndarray, binarization: str, split: str) -> np.ndarray:
   """A fixed binarization of an evaluation split (dynamic only; others as stored)."""
   if binarization != 'dynamic':

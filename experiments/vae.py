@@ -158,11 +158,8 @@ def create_task(config: ml_collections.ConfigDict,
   model = create_model(config)
   schedule = create_temperature_schedule(config)
   data = dataset or input_pipeline.load_dataset(config.data)
-  eval_data = {'valid': data.valid, 'test': data.test}
-  eval_data = {split: input_pipeline.binarize_for_eval(images, config.data.binarization, split)
-               for split, images in eval_data.items() if images is not None}
-  if config.eval.num_examples > 0:
-    eval_data = {s: x[:config.eval.num_examples] for s, x in eval_data.items()}
+  eval_data = input_pipeline.eval_splits(data, config.data.binarization,
+                                         config.eval.num_examples)
 
   def init(key):
     return model.init(key, jnp.zeros((1, model.num_pixels))), {}
