@@ -160,20 +160,20 @@ def group(members: Sequence[Member]) -> list[list[Member]]:
 
 
 def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
-        max_group_size: int = 0) -> dict[str, dict]:
+        claim: bool = False) -> dict[str, dict]:
   """Trains the members that are not finished, one compiled program per group.
 
   Args:
     members: the grid (or a shard of it).
     devices: the devices to shard each group's members over (default: all).
-    max_group_size: split larger groups (0: no limit).
+    claim: several local processes share the grid as a work queue: a group
+      is trained by the process that first creates its claim file (see
+      `clear_claims`); the others skip it.
 
   Returns:
-    `{workdir: result}` of every member, finished earlier or now.
+    `{workdir: result}` of every member finished earlier or trained here.
   """
   groups = group(members)
-  if max_group_size > 0:
-    groups = [g[i:i + max_group_size] for g in groups for i in range(0, len(g), max_group_size)]
   results = {}
   start = time.perf_counter()
   trained = 0
@@ -184,7 +184,7 @@ def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
       if m not in todo:
         logging.info('%s%s is finished (result.json); not training it again.', label, m.workdir)
         results[m.workdir] = training.read_result(m.workdir)
-    if todo:
+    if todo and (not claim or _claim(todo)):
       outputs = training.run(todo[0].create_task, [m.config for m in todo],
                              [m.workdir for m in todo], on_nonfinite='mark',
                              devices=devices, label=label)
@@ -197,6 +197,30 @@ def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
     logging.info('Sweep: %d/%d groups done, %s elapsed, ETA %s.', k + 1, len(groups),
                  training.format_duration(elapsed), training.format_duration(eta))
   return results
+
+
+_CLAIM = '.claimed'
+
+
+def _claim(todo: Sequence[Member]) -> bool:
+  """Atomically claims a group for this process (False: another has it)."""
+  path = os.path.join(todo[0].workdir, _CLAIM)
+  os.makedirs(todo[0].workdir, exist_ok=True)
+  try:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+  except FileExistsError:
+    return False
+  os.write(fd, str(os.getpid()).encode())
+  os.close(fd)
+  return True
+
+
+def clear_claims(members: Sequence[Member]):
+  """Removes the claim files of an earlier work queue (none may be running)."""
+  for m in members:
+    path = os.path.join(m.workdir, _CLAIM)
+    if os.path.exists(path):
+      os.remove(path)
 
 
 def _finished(member: Member) -> bool:

@@ -3,7 +3,7 @@ r"""Reproduces [GS] Table 1: every estimator on the four models, by one command.
   python -m scripts.reproduce_table1 --preset=small --workdir=/tmp/table1
   python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --shard=$I/$N   # job array
   python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --collect_only  # table only
-  python -m scripts.reproduce_table1 --preset=small --workdir=DIR --workers=2     # 2 local shards
+  python -m scripts.reproduce_table1 --preset=small --workdir=DIR --workers=2     # 2 local processes
 
 Runs the sweep of every cell (seeds x learning rates, one vmapped program
 per cell, `configs/estimator_comparison.py`), picks each cell's learning rate
@@ -66,9 +66,9 @@ def define_flags():
   flags.DEFINE_string('data_dir', None, 'Override data.dir.')
   flags.DEFINE_string('data_name', None, 'Override data.name.')
   flags.DEFINE_string('binarization', None, 'Override data.binarization.')
-  flags.DEFINE_bool('table_only_in_parent', False, 'Internal: a --workers shard process.')
-  flags.DEFINE_integer('workers', 1, 'Local worker processes, each one shard with XLA on one '
-                       'thread (2 suits a 2-core CPU: compilations run in parallel).')
+  flags.DEFINE_bool('worker', False, 'Internal: one of the --workers processes.')
+  flags.DEFINE_integer('workers', 1, 'Local worker processes sharing the grid as a work queue, '
+                       'XLA on one thread each (2 suits a 2-core CPU).')
 
 
 def supported(row: str, estimator: str) -> bool:
@@ -211,21 +211,28 @@ _SINGLE_THREAD_XLA = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_th
 
 
 def run_workers(num_workers: int, members) -> None:
-  """Trains the grid in `num_workers` local shard processes; logs progress with an ETA."""
+  """Trains the grid in `num_workers` local processes; logs progress with an ETA.
+
+  The processes share the grid as a work queue (each takes the next group
+  nobody has claimed), so a long cell does not hold up a fixed shard; XLA
+  runs on one thread in each, which on small models is as fast per process
+  as two threads and lets compilations run side by side.
+  """
   env = dict(os.environ)
   env['XLA_FLAGS'] = f'{env.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
   args = [f'--preset={FLAGS.preset}', f'--workdir={FLAGS.workdir}',
           f'--rows={",".join(FLAGS.rows)}', f'--estimators={",".join(FLAGS.estimators)}',
-          '--table_only_in_parent']
+          '--worker']
   args += [f'--{name}={FLAGS[name].value}' for name in
            ('data_source', 'data_dir', 'data_name', 'binarization') if FLAGS[name].value is not None]
   os.makedirs(FLAGS.workdir, exist_ok=True)
+  sweep.clear_claims(members)
   procs, logs = [], []
   for i in range(num_workers):
     logs.append(os.path.join(FLAGS.workdir, f'worker{i}.log'))
     with open(logs[-1], 'a') as log:
       procs.append(subprocess.Popen(
-          [sys.executable, '-m', 'scripts.reproduce_table1', *args, f'--shard={i}/{num_workers}'],
+          [sys.executable, '-m', 'scripts.reproduce_table1', *args],
           stdout=log, stderr=subprocess.STDOUT, env=env))
   start = time.perf_counter()
   done_before = sum(training.is_finished(m.config, m.workdir) for m in members)
@@ -264,13 +271,14 @@ def main(argv):
     if count != 1:
       raise app.UsageError('--workers runs the shards of one machine; use it without --shard.')
     run_workers(FLAGS.workers, members)
+  elif FLAGS.worker:
+    sweep.run(members, claim=True)
+    return
   elif not FLAGS.collect_only:
     mine = sweep.shard(members, index, count)
     logging.info('Table 1 (%s): %d cells, %d runs; shard %d/%d trains %d of them.',
                  FLAGS.preset, len(cells), len(members), index, count, len(mine))
     sweep.run(mine)
-  if FLAGS.table_only_in_parent:
-    return
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, FLAGS.preset, wall))

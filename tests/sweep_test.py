@@ -152,3 +152,15 @@ def test_sweep_killed_with_sigkill_resumes_and_loses_no_finished_member(tmp_path
       assert resumed[key] == pytest.approx(results[ref.workdir][key], rel=1e-6), key
     steps = [json.loads(l)['step'] for l in (d / 'metrics.jsonl').read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(3000) == 2  # Last train line + results.
+
+
+def test_a_work_queue_claims_each_group_once(tmp_path):
+  base = ec_config.get_config('model=vae_cat,preset=tiny')
+  base.lock()
+  members = sweep.expand(base, sweep.sweep('config.seed', [0, 1]), str(tmp_path),
+                         estimator_comparison.create_task)
+  assert sweep._claim(members)  # pylint: disable=protected-access
+  assert not sweep._claim(members)  # pylint: disable=protected-access
+  assert sweep.run(members, claim=True) == {}  # Claimed elsewhere: skipped here.
+  sweep.clear_claims(members)
+  assert sweep._claim(members)  # pylint: disable=protected-access
