@@ -129,10 +129,10 @@ def get_config(arg=None):
 
   if args['preset'] == 'small':
     config.data.source = 'embedded'
-    config.num_train_steps = 3000
+    config.num_train_steps = 2000
     config.log_every = 500
-    config.checkpoint_every = 1500
-    config.grad_var_every = 1500
+    config.checkpoint_every = 1000
+    config.grad_var_every = 1000
     config.grad_var_samples = 8
     config.eval.num_samples = 100
     config.eval.valid_num_samples = 20
