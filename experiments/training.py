@@ -412,10 +412,8 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
 
   configs = [configs[i] for i in pending]
   workdirs = [workdirs[i] for i in pending]
-  for config, workdir in zip(configs, workdirs):
+  for workdir in workdirs:
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
 
   config = configs[0]
   task = create_task(config)
@@ -449,6 +447,9 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
     members[:num_members] = restored
     members[num_members:] = [restored[-1]] * (num_padded - num_members)
     logging.info('%sResumed from the checkpoints at step %d.', label, int(restored[0]['step']))
+  for config, workdir in zip(configs, workdirs):  # After restoring: not over another config's.
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
   state = _place(_stack(members), mesh, member_axis=True)
   del members
   step = int(state['step'][0])

@@ -1,0 +1,225 @@
+"""Faults a run survives: damaged checkpoints.
+
+Each test injects one fault into the VAE on `configs/vae.py:tiny` (embedded
+digits) and checks that the rerun ends with the same final metrics as an
+uninterrupted run, or that the run stops with the stated error. Training is
+deterministic (step t draws `fold_in(loop_key, t)`, and a resumed run compiles
+the same chunks), so results and metrics lines must match exactly; only
+wall-clock numbers (`steps_per_sec`, `*/eval_seconds`) are left out.
+"""
+
+import gc
+import glob
+import logging
+import os
+import re
+import shutil
+
+import jax
+import jax.numpy as jnp
+from jax.experimental.compilation_cache import compilation_cache
+import numpy as np
+import pytest
+
+from configs import vae as vae_config
+from experiments import checkpointing
+from experiments import metric_writer
+from experiments import training
+from experiments import vae
+
+# A restore that fails partway leaves orbax's pending reads behind, which complain when they
+# are collected: collect them within the test that left them, and do not warn.
+pytestmark = pytest.mark.filterwarnings('ignore::pytest.PytestUnraisableExceptionWarning')
+
+
+@pytest.fixture(autouse=True)
+def collect_orbax_leftovers():
+  yield
+  gc.collect()
+
+
+@pytest.fixture(scope='module', autouse=True)
+def compile_once(tmp_path_factory):
+  """Runs here compile the same few programs: compile each once (JAX's persistent cache)."""
+  path = str(tmp_path_factory.mktemp('jax_cache'))
+  options = {'jax_compilation_cache_dir': path,
+             'jax_persistent_cache_min_compile_time_secs': 0.0,
+             'jax_persistent_cache_min_entry_size_bytes': 0}
+  previous = {k: getattr(jax.config, k) for k in options}
+  for k, v in options.items():
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()
+  yield {k.upper(): str(v) for k, v in options.items()}  # The same for subprocesses.
+  for k, v in previous.items():
+    jax.config.update(k, v)
+  compilation_cache.reset_cache()
+
+
+def _config(**overrides):
+  config = vae_config.get_config('tiny')
+  config.data.source = 'embedded'
+  config.update_from_flattened_dict(overrides)
+  return config
+
+
+def _train(workdir, **overrides):
+  return vae.train_and_evaluate(_config(**overrides), str(workdir))
+
+
+def _outcome(workdir):
+  """result.json and every metrics line, without the wall-clock numbers."""
+  def strip(record):
+    return {k: v for k, v in record.items()
+            if k != 'steps_per_sec' and not k.endswith('eval_seconds')}
+  return (strip(training.read_result(str(workdir))),
+          [strip(r) for r in metric_writer.read_metrics(str(workdir))])
+
+
+def _assert_same_outcome(workdir, reference):
+  result, lines = _outcome(workdir)
+  ref_result, ref_lines = _outcome(reference)
+  assert result == ref_result
+  assert [l['step'] for l in lines] == [l['step'] for l in ref_lines]
+  assert lines == ref_lines
+
+
+def _train_steps(workdir):
+  return [l['step'] for l in metric_writer.read_metrics(str(workdir)) if 'train/neg_elbo' in l]
+
+
+def _checkpoint_steps(workdir):
+  path = os.path.join(workdir, 'checkpoints')
+  return sorted(int(s) for s in os.listdir(path) if s.isdigit())
+
+
+@pytest.fixture(scope='module')
+def reference(tmp_path_factory):
+  """Uninterrupted runs, by their number of steps."""
+  runs = {}
+
+  def get(steps, **overrides):
+    key = (steps, tuple(sorted(overrides.items())))
+    if key not in runs:
+      workdir = tmp_path_factory.mktemp(f'reference{steps}')
+      _train(workdir, num_train_steps=steps, **overrides)
+      runs[key] = str(workdir)
+    return runs[key]
+
+  return get
+
+
+@pytest.fixture
+def absl_info(caplog):
+  caplog.set_level(logging.INFO, logger='absl')
+  return caplog
+
+
+
+# ----------------------------------------------------------------------------
+# Damaged checkpoints.
+# ----------------------------------------------------------------------------
+
+
+def _files(path):
+  return sorted(f for f in glob.glob(os.path.join(path, '**'), recursive=True)
+                if os.path.isfile(f))
+
+
+def _truncate(path):
+  for f in _files(path):
+    os.truncate(f, os.path.getsize(f) // 2)
+
+
+def _zero(path):
+  for f in _files(path):
+    with open(f, 'r+b') as h:
+      h.write(b'\0' * os.path.getsize(f))
+
+
+def _cut_array_data(path):  # Metadata intact, the largest array file cut: TensorStore fails.
+  f = max(_files(path), key=os.path.getsize)
+  os.truncate(f, os.path.getsize(f) // 2)
+
+
+def _remove_a_file(path):
+  os.remove(max(_files(path), key=os.path.getsize))
+
+
+def _empty(path):
+  shutil.rmtree(path)
+  os.mkdir(path)
+
+
+@pytest.mark.parametrize('damage', [_truncate, _zero, _cut_array_data, _remove_a_file, _empty],
+                         ids=['truncated', 'zeroed', 'array_data_cut', 'file_missing',
+                              'empty_folder'])
+def test_damaged_latest_checkpoint_falls_back_and_ends_the_same(
+    damage, reference, tmp_path, absl_info):
+  """As an interrupted copy leaves a workdir; then rerun with more steps."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference(40), workdir)
+  damage(os.path.join(workdir, 'checkpoints', '40'))
+  _train(workdir, num_train_steps=60)
+  assert re.search(rf'Checkpoint {re.escape(workdir)}/checkpoints/40 cannot be restored '
+                   rf'\(.+\)\. Moved it to {re.escape(workdir)}/checkpoints_damaged/40-\d+-\d+ '
+                   r'\(not deleted\)', absl_info.text), absl_info.text[-3000:]
+  assert 'Resumed from the checkpoints at step 20.' in absl_info.text
+  assert [d.split('-')[0] for d in os.listdir(os.path.join(workdir, 'checkpoints_damaged'))] == [
+      '40']
+  assert _checkpoint_steps(workdir) == [40, 60]  # Saved again after the fallback.
+  _assert_same_outcome(workdir, reference(60))
+
+
+def test_no_checkpoint_restores_names_the_folder_then_starts_fresh(reference, tmp_path):
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference(40), workdir)
+  for step in (20, 40):
+    _zero(os.path.join(workdir, 'checkpoints', str(step)))
+  with pytest.raises(checkpointing.CheckpointError) as info:
+    _train(workdir, num_train_steps=60)
+  message = str(info.value)
+  assert f"No checkpoint in ['{workdir}/checkpoints'] could be restored" in message
+  assert 'To start fresh, run the same command again' in message
+  assert len(os.listdir(os.path.join(workdir, 'checkpoints_damaged'))) == 2  # Kept.
+  _train(workdir, num_train_steps=60)  # As the message says.
+  _assert_same_outcome(workdir, reference(60))
+
+
+def test_checkpoint_of_another_model_is_not_damage(reference, tmp_path):
+  """A changed config pointed at an old workdir: say so, move nothing."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference(40), workdir)
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config_json = f.read()
+  with pytest.raises(checkpointing.ModelMismatchError) as info:
+    _train(workdir, num_train_steps=60, **{'model.encoder_hidden': (64,)})
+  message = str(info.value)
+  assert f'The checkpoint {workdir}/checkpoints/40 is intact but holds another model' in message
+  assert ('params.encoder.dense_0.bias: stored float32[32], this config float32[64]' in message)
+  assert 'Nothing was moved. Use a new --workdir' in message
+  assert _checkpoint_steps(workdir) == [20, 40]
+  assert not os.path.exists(os.path.join(workdir, 'checkpoints_damaged'))
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert f.read() == config_json
+
+
+def test_group_sets_aside_a_members_newer_checkpoint_so_later_saves_succeed(tmp_path):
+  """Member b's step 2 is damaged: both resume at 1, and a's step 2 must not block saving."""
+  managers = [checkpointing.CheckpointManager(str(tmp_path / m / 'checkpoints'), 3)
+              for m in 'ab']
+  state = lambda v, step: {'w': jnp.full(3, v, jnp.float32), 'step': jnp.int32(step)}
+  for step in (1, 2):
+    for i, manager in enumerate(managers):
+      manager.save(step, state(10 * i + step, step))
+  _empty(str(tmp_path / 'b' / 'checkpoints' / '2'))
+  restored = checkpointing.restore_common(managers, [state(0, 0)] * 2)
+  assert [int(s['step']) for s in restored] == [1, 1]
+  np.testing.assert_array_equal(restored[1]['w'], [11, 11, 11])
+  assert [m.all_steps() for m in managers] == [[1], [1]]
+  aside = sorted(os.listdir(tmp_path / m / 'checkpoints_damaged')[0].split('-')[0] for m in 'ab')
+  assert aside == ['2', '2']
+  for i, manager in enumerate(managers):  # Orbax refuses a step that exists.
+    manager.save(2, state(100 + i, 2))
+    manager.close()
+
+
