@@ -1,5 +1,6 @@
 """Writes metrics as one JSON line per logging step into the workdir."""
 
+import errno
 import json
 import os
 from typing import Optional
@@ -47,13 +48,32 @@ class MetricWriter:
       kept = [r for r in records if r['step'] <= resume_step]
       if bad or len(kept) != len(records):
         tmp = self.path + '.tmp'
-        with open(tmp, 'w') as f:
-          f.writelines(json.dumps(r) + '\n' for r in kept)
-        os.replace(tmp, self.path)
+        try:
+          with open(tmp, 'w') as f:
+            f.writelines(json.dumps(r) + '\n' for r in kept)
+          os.replace(tmp, self.path)
+        except OSError as e:
+          raise _write_error(tmp, e) from e
 
   def write(self, step: int, metrics: dict):
-    with open(self.path, 'a') as f:
-      f.write(json.dumps({'step': int(step), **metrics}) + '\n')
+    try:
+      with open(self.path, 'a') as f:
+        f.write(json.dumps({'step': int(step), **metrics}) + '\n')
+    except OSError as e:
+      raise _write_error(self.path, e) from e
+
+  def flush(self):
+    """Makes the lines written so far durable (fsync), e.g. before a preempted job exits."""
+    if os.path.exists(self.path):
+      with open(self.path, 'a') as f:
+        os.fsync(f.fileno())
+
+
+def _write_error(path: str, e: OSError) -> OSError:
+  what = 'the disk is full' if e.errno == errno.ENOSPC else (e.strerror or str(e))
+  return OSError(e.errno, f'Could not write {path}: {what}. Free some space (or point --workdir '
+                 'elsewhere) and run again: the run resumes from its newest checkpoint, and a '
+                 'line cut off here is dropped with a warning.')
 
 
 def read_metrics(workdir: str) -> list[dict]:

@@ -361,11 +361,16 @@ def is_finished(config: ml_collections.ConfigDict, workdir: str) -> bool:
 
 def _write_json_atomically(path: str, value: dict):
   tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=1)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(value, f, indent=1)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except OSError as e:
+    raise OSError(e.errno, f'Could not write {path}: {e.strerror or e}. Free some space (or '
+                  'point --workdir elsewhere) and run again: the run is checkpointed, so only '
+                  'the evaluation runs again.') from e
 
 
 def _summary(metrics: dict, m: int) -> dict:

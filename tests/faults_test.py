@@ -1,4 +1,4 @@
-"""Faults a run survives: damaged checkpoints.
+"""Faults a run survives: damaged checkpoints, cut metrics, a full disk.
 
 Each test injects one fault into the VAE on `configs/vae.py:tiny` (embedded
 digits) and checks that the rerun ends with the same final metrics as an
@@ -8,12 +8,14 @@ the same chunks), so results and metrics lines must match exactly; only
 wall-clock numbers (`steps_per_sec`, `*/eval_seconds`) are left out.
 """
 
+import errno
 import gc
 import glob
 import logging
 import os
 import re
 import shutil
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,8 @@ from experiments import checkpointing
 from experiments import metric_writer
 from experiments import training
 from experiments import vae
+from scripts import plot_runs
+from scripts import results_table
 
 # A restore that fails partway leaves orbax's pending reads behind, which complain when they
 # are collected: collect them within the test that left them, and do not warn.
@@ -222,4 +226,140 @@ def test_group_sets_aside_a_members_newer_checkpoint_so_later_saves_succeed(tmp_
     manager.save(2, state(100 + i, 2))
     manager.close()
 
+
+# ----------------------------------------------------------------------------
+# A metrics line cut off mid-write.
+# ----------------------------------------------------------------------------
+
+
+def _cut_last_line(path):
+  with open(path, 'rb') as f:
+    lines = f.read().splitlines(keepends=True)
+  with open(path, 'wb') as f:
+    f.writelines(lines[:-1])
+    f.write(lines[-1][:len(lines[-1]) // 2])
+
+
+def test_cut_result_line_is_dropped_and_a_longer_rerun_ends_the_same(
+    reference, tmp_path, absl_info):
+  """A finished run copied while its last line (the results) was being written."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference(40), workdir)
+  _cut_last_line(os.path.join(workdir, 'metrics.jsonl'))
+  with pytest.warns(UserWarning, match='metrics.jsonl:5: skipped'):
+    assert [m['step'] for m in plot_runs.read_metrics(workdir)] == [10, 20, 30, 40]
+  row = results_table.row(workdir)  # The results come from result.json then.
+  assert f"| {training.read_result(workdir)['test/neg_elbo']:.2f} |" in row
+  _train(workdir, num_train_steps=60)
+  assert 'dropped 1 unreadable line(s) (5)' in absl_info.text
+  _assert_same_outcome(workdir, reference(60))
+
+
+def test_cut_train_line_of_a_killed_run_is_dropped_and_the_rerun_ends_the_same(
+    reference, tmp_path, absl_info):
+  """As kill -9 while writing step 30's line leaves a run: checkpoint 20, line 30 cut."""
+  workdir = str(tmp_path / 'run')
+  shutil.copytree(reference(40), workdir)
+  os.remove(os.path.join(workdir, 'result.json'))
+  shutil.rmtree(os.path.join(workdir, 'checkpoints', '40'))
+  path = os.path.join(workdir, 'metrics.jsonl')
+  with open(path) as f:
+    lines = f.readlines()[:3]
+  with open(path, 'w') as f:
+    f.writelines(lines[:2] + [lines[2][:40]])
+  with pytest.warns(UserWarning, match='metrics.jsonl:3: skipped'):
+    assert [m['step'] for m in plot_runs.read_metrics(workdir)] == [10, 20]
+  with pytest.raises(ValueError, match='no finished run'):
+    results_table.row(workdir)
+  _train(workdir)
+  assert 'dropped 1 unreadable line(s) (3)' in absl_info.text
+  assert 'Resumed from the checkpoints at step 20.' in absl_info.text
+  _assert_same_outcome(workdir, reference(40))
+  assert '| 40 |' in results_table.row(workdir)
+
+
+# ----------------------------------------------------------------------------
+# A full disk while saving.
+# ----------------------------------------------------------------------------
+
+
+def _check_full_disk_error(error, workdir):
+  message = str(error)
+  assert f'Could not save the checkpoint of step 40 in {workdir}/checkpoints: the disk is full' in (
+      message)
+  assert 'a rerun resumes from the newest one; free some space' in message
+
+
+def test_full_disk_while_saving_names_the_path_and_the_previous_checkpoint_serves(
+    reference, tmp_path, monkeypatch, absl_info):
+  """Injected: the second save writes two arrays, then the disk is full (ENOSPC)."""
+  from orbax.checkpoint._src.serialization import serialization  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'run')
+  save, write = checkpointing.CheckpointManager.save, serialization.async_serialize_from_host
+  calls = {'saves': 0, 'writes': 0}
+
+  def counted_save(self, step, state):
+    calls['saves'] += 1
+    return save(self, step, state)
+
+  async def full_disk_write(*args, **kwargs):
+    if calls['saves'] == 2:
+      calls['writes'] += 1
+      if calls['writes'] > 2:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return await write(*args, **kwargs)
+
+  monkeypatch.setattr(checkpointing.CheckpointManager, 'save', counted_save)
+  monkeypatch.setattr(serialization, 'async_serialize_from_host', full_disk_write)
+  with pytest.raises(checkpointing.CheckpointError) as info:
+    _train(workdir)
+  assert calls['writes'] > 2  # It failed partway, not before writing.
+  _check_full_disk_error(info.value, workdir)
+  assert _checkpoint_steps(workdir) == [20]
+
+  monkeypatch.undo()  # Space freed.
+  _train(workdir)
+  assert 'Resumed from the checkpoints at step 20.' in absl_info.text
+  _assert_same_outcome(workdir, reference(40))
+  assert _checkpoint_steps(workdir) == [20, 40]
+
+
+def test_full_tmpfs_while_saving(reference, tmp_path, absl_info):
+  """A real full disk: a 800 KiB tmpfs holds one tiny checkpoint (~570 KiB), not two."""
+  disk = tmp_path / 'disk'
+  disk.mkdir()
+  mount = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=800k', 'tmpfs', str(disk)],
+                         capture_output=True, text=True, check=False)
+  if mount.returncode:
+    pytest.skip(f'cannot mount a tmpfs here (needs root): {mount.stderr.strip()}')
+  try:
+    workdir = str(disk / 'run')
+    with pytest.raises(checkpointing.CheckpointError) as info:
+      _train(workdir)
+    _check_full_disk_error(info.value, workdir)
+    assert _checkpoint_steps(workdir) == [20]
+    subprocess.run(['mount', '-o', 'remount,size=8m', str(disk)], check=True)  # Space freed.
+    _train(workdir)
+    assert 'Resumed from the checkpoints at step 20.' in absl_info.text
+    _assert_same_outcome(workdir, reference(40))
+  finally:
+    subprocess.run(['umount', str(disk)], check=False)
+
+
+def test_full_disk_while_writing_metrics_or_the_result_names_the_file(tmp_path):
+  """/dev/full answers every write with ENOSPC."""
+  if not os.path.exists('/dev/full'):
+    pytest.skip('no /dev/full on this machine')
+  writer = metric_writer.MetricWriter(str(tmp_path))
+  os.symlink('/dev/full', tmp_path / 'metrics.jsonl')  # (Reading it never ends.)
+  with pytest.raises(OSError, match=rf'Could not write {re.escape(str(tmp_path))}/metrics.jsonl: '
+                     'the disk is full') as info:
+    writer.write(10, {'train/neg_elbo': 1.0})
+  assert info.value.errno == errno.ENOSPC
+  os.symlink('/dev/full', tmp_path / 'result.json.tmp')
+  with pytest.raises(OSError, match=rf'Could not write {re.escape(str(tmp_path))}/result.json: '
+                     'No space left on device') as info:
+    training._write_json_atomically(str(tmp_path / 'result.json'), {'step': 40})
+  assert info.value.errno == errno.ENOSPC
+  assert not os.path.exists(tmp_path / 'result.json')
 
