@@ -9,11 +9,18 @@ With --sweep the config file's `get_hyper(h, arg)` declares the members; each
 writes a run folder under --workdir. --shard=i/n runs the i-th of n slices of
 the grid (e.g. a SLURM job array: --shard=$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)
 into the same shared workdir.
+
+Exit status: 0 when done; 143 after SIGTERM and 130 after SIGINT (128 + the
+signal number, what a scheduler sees for a preempted job): the run (or the
+sweep's current group) finished its current chunk of steps and saved a
+checkpoint at that step, and the same command resumes it (a sweep does not
+start its next group). Errors exit with 1.
 """
 
 import importlib
 import importlib.util
 import logging as std_logging
+import sys
 
 from absl import app
 from absl import flags
@@ -21,6 +28,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from experiments import preemption
 from experiments import sweep
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
@@ -47,6 +55,13 @@ def _config_module(spec: str):
 
 
 def main(argv):
+  try:
+    _main(argv)
+  except preemption.Preempted as e:  # Already logged with what was saved.
+    sys.exit(e.exit_status)
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   logging.get_absl_logger().addFilter(_quiet_orbax)

@@ -38,6 +38,7 @@ import optax
 
 from experiments import checkpointing
 from experiments import metric_writer
+from experiments import preemption
 
 PyTree = Any
 # Fields in which the members of one compiled group may differ: data, not code.
@@ -399,7 +400,18 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
   Returns:
     Per member: `{'state': final state (None if it finished earlier),
     'result': the result dict}`.
+
+  Raises:
+    preemption.Preempted: at SIGTERM or SIGINT, after the current chunk and a
+      checkpoint of every member at that step (see `experiments/preemption.py`).
   """
+  with preemption.Guard(label) as guard:
+    return _run(create_task, configs, workdirs, on_nonfinite=on_nonfinite, devices=devices,
+                label=label, guard=guard)
+
+
+def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard):
+  """`run` with its signal guard."""
   if on_nonfinite not in NONFINITE_POLICIES:
     raise ValueError(f'on_nonfinite={on_nonfinite!r}; allowed: {NONFINITE_POLICIES}.')
   if len(configs) != len(workdirs) or not configs:
@@ -470,7 +482,9 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
   if task.grad_variance is not None and config.get('grad_var_every', 0):
     grad_var_fn = jax.jit(_over_members(task.grad_variance, batched, (0, 0, None, 0, 0)))
     grad_var_batch = _place(task.grad_var_batch, mesh, member_axis=False)
-  while step < config.num_train_steps:
+  saved_step = step  # The restored checkpoint (or none, at step 0).
+  stop = guard.stop_requested(step)
+  while step < config.num_train_steps and not stop:
     num_steps = min(config.log_every - step % config.log_every, config.num_train_steps - step)
     start = time.perf_counter()
     state, metrics = train_chunk(state, loop_keys, data, num_steps=num_steps)
@@ -508,10 +522,20 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
     if step % config.checkpoint_every == 0 or step == config.num_train_steps:
       for m, manager in enumerate(managers):
         manager.save(step, _member(state, m))
+      saved_step = step
+    stop = guard.stop_requested(step)
+  if stop and saved_step != step:  # Preempted between regular checkpoints.
+    for m, manager in enumerate(managers):
+      manager.save(step, _member(state, m))
   for manager in managers:
     manager.close()
+  if stop:
+    for writer in writers:
+      writer.flush()
+    raise guard.preempted(step, [m.directory for m in managers])
 
-  results = _evaluate_all(task, config, state, eval_keys, num_members, label)
+  with guard.interruptible(step):
+    results = _evaluate_all(task, config, state, eval_keys, num_members, label)
   for m in range(num_members):
     result = {'step': step, **results[m], **task.info, 'diverged_step': diverged[m]}
     writers[m].write(step, {**results[m], **task.info})
@@ -522,6 +546,8 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
       task.finalize(workdirs[m], member_state['params'], member_state['extra'],
                     jax.random.fold_in(eval_keys[m], 2**31 - 1))
     _write_json_atomically(os.path.join(workdirs[m], RESULT_FILE), result)
+  if guard.stop_requested(step):
+    raise guard.preempted(step, [], finished=True)
   return outputs
 
 

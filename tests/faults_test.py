@@ -1,4 +1,4 @@
-"""Faults a run survives: damaged checkpoints, cut metrics, a full disk.
+"""Faults a run survives: preemption, damaged checkpoints, cut metrics, a full disk.
 
 Each test injects one fault into the VAE on `configs/vae.py:tiny` (embedded
 digits) and checks that the rerun ends with the same final metrics as an
@@ -11,11 +11,17 @@ wall-clock numbers (`steps_per_sec`, `*/eval_seconds`) are left out.
 import errno
 import gc
 import glob
+import json
 import logging
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import textwrap
+import time
 
 import jax
 import jax.numpy as jnp
@@ -26,10 +32,16 @@ import pytest
 from configs import vae as vae_config
 from experiments import checkpointing
 from experiments import metric_writer
+from experiments import preemption
+from experiments import sweep
 from experiments import training
 from experiments import vae
 from scripts import plot_runs
 from scripts import results_table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LONG_STEPS = 1000  # Long enough to be signalled mid-way (~1000 steps/s here).
+LONG = {'num_train_steps': LONG_STEPS, 'checkpoint_every': 500}
 
 # A restore that fails partway leaves orbax's pending reads behind, which complain when they
 # are collected: collect them within the test that left them, and do not warn.
@@ -117,6 +129,180 @@ def absl_info(caplog):
   caplog.set_level(logging.INFO, logger='absl')
   return caplog
 
+
+# ----------------------------------------------------------------------------
+# Preemption: SIGTERM and SIGINT.
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('signum,status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=['sigterm', 'sigint'])
+def test_signalled_subprocess_saves_and_resumes_to_the_same_result(
+    signum, status, reference, tmp_path, absl_info, compile_once):
+  """A real launcher process: signal mid-run, then resume; no step lost."""
+  workdir = tmp_path / 'run'
+  log_path = tmp_path / 'log.txt'
+  with open(log_path, 'w') as log:
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'experiments.main', '--config=configs/vae.py:tiny',
+         '--config.data.source=embedded', f'--config.num_train_steps={LONG_STEPS}',
+         '--config.checkpoint_every=500', f'--workdir={workdir}'],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **compile_once, 'JAX_PLATFORMS': 'cpu'})
+    metrics = workdir / 'metrics.jsonl'
+    deadline = time.time() + 180
+    while proc.poll() is None and time.time() < deadline:
+      if metrics.exists() and metrics.stat().st_size:
+        break
+      time.sleep(0.01)
+    assert proc.poll() is None, 'the run ended before the signal:\n' + log_path.read_text()[-3000:]
+    proc.send_signal(signum)
+    proc.wait(timeout=120)
+  text = log_path.read_text()
+  assert proc.returncode == status, text[-3000:]
+  name = signal.Signals(signum).name
+  match = re.search(rf'Stopped by {name} at step (\d+): saved the checkpoint .*'
+                    rf'{re.escape(str(workdir))}/checkpoints/(\d+).*rerun the same command to '
+                    rf'resume from step (\d+)\. Exit status {status}\.', text)
+  assert match, text[-3000:]
+  step = int(match.group(1))
+  assert step == int(match.group(2)) == int(match.group(3))
+  assert 0 < step < LONG_STEPS and step % 10 == 0  # The end of a compiled chunk.
+  assert step in _checkpoint_steps(str(workdir))  # Saved there, whatever checkpoint_every says.
+  assert _train_steps(workdir) == list(range(10, step + 1, 10))  # Flushed, none missing.
+  assert training.read_result(str(workdir)) is None
+
+  _train(workdir, **LONG)
+  assert f'Resumed from the checkpoints at step {step}.' in absl_info.text
+  _assert_same_outcome(workdir, reference(LONG_STEPS, checkpoint_every=500))
+  assert _checkpoint_steps(str(workdir)) == [500, 1000]  # Later saves went on as usual.
+
+
+def test_signal_during_evaluation_stops_and_the_rerun_only_evaluates(
+    reference, tmp_path, monkeypatch, absl_info):
+  """The training is checkpointed; evaluation runs again on the next start."""
+  previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  evaluate = training.evaluate
+
+  def signalled_evaluate(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return evaluate(*args, **kwargs)
+
+  monkeypatch.setattr(training, 'evaluate', signalled_evaluate)
+  with pytest.raises(preemption.Preempted, match='during the evaluation at step 40') as info:
+    _train(tmp_path)
+  assert info.value.exit_status == 143 and info.value.step == 40
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+  assert training.read_result(str(tmp_path)) is None
+  assert _checkpoint_steps(str(tmp_path)) == [20, 40]
+  assert [l['step'] for l in metric_writer.read_metrics(str(tmp_path))] == [10, 20, 30, 40]
+
+  monkeypatch.undo()
+  absl_info.clear()
+  _train(tmp_path)
+  assert 'Resumed from the checkpoints at step 40.' in absl_info.text
+  assert 'step 40/40' not in absl_info.text  # No chunk trained again.
+  _assert_same_outcome(tmp_path, reference(40))
+
+
+def test_sweep_stops_after_the_signalled_group_and_resumes(reference, tmp_path, monkeypatch):
+  """A signal in the first group: it is saved, the second group is not started."""
+  base = _config()
+  base.lock()
+  members = sweep.expand(base, sweep.sweep('config.model.hard', [False, True]), str(tmp_path),
+                         vae.create_task)
+  assert len(sweep.group(members)) == 2
+  write = metric_writer.MetricWriter.write
+  sent = []
+
+  def signalled_write(self, step, metrics):
+    if not sent:
+      sent.append(step)
+      os.kill(os.getpid(), signal.SIGTERM)
+    return write(self, step, metrics)
+
+  monkeypatch.setattr(metric_writer.MetricWriter, 'write', signalled_write)
+  with pytest.raises(preemption.Preempted, match=r'\[1/2 .*\] Stopped by SIGTERM at step 10'):
+    sweep.run(members)
+  first, second = (m.workdir for m in members)
+  assert _checkpoint_steps(first) == [10] and _train_steps(first) == [10]
+  assert not os.path.exists(second)
+
+  monkeypatch.undo()
+  results = sweep.run(members)
+  assert set(results) == {first, second}
+  _assert_same_outcome(first, reference(40))
+  assert training.read_result(second)['step'] == 40
+
+
+def test_guard_sets_a_flag_and_restores_the_previous_handlers():
+  previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+  with preemption.Guard() as guard:
+    assert not guard.stop_requested(0)
+    os.kill(os.getpid(), signal.SIGINT)  # Not a KeyboardInterrupt: a request.
+    assert guard.stop_requested(0) and guard.signum == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):  # A second Ctrl-C stops at once.
+      os.kill(os.getpid(), signal.SIGINT)
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+  with preemption.Guard() as guard:
+    with pytest.raises(preemption.Preempted, match='during the evaluation at step 7'):
+      with guard.interruptible(7):
+        os.kill(os.getpid(), signal.SIGTERM)
+  assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+
+
+_TWO_PROCESSES = textwrap.dedent('''
+    import json, os, sys, time
+    import jax
+    index, port, ready = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(f'localhost:{port}', num_processes=2, process_id=index)
+    from experiments import preemption
+    with preemption.Guard() as guard:
+      open(f'{ready}{index}', 'w').close()
+      step = 0
+      while step < 100_000 and not guard.stop_requested(step):
+        time.sleep(0.005)  # A chunk of steps.
+        step += 10
+    print(json.dumps({'step': step, 'signum': guard.signum}), flush=True)
+    jax.distributed.shutdown()
+''')
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['sigterm', 'sigint'])
+def test_two_processes_stop_at_the_same_step(signum, tmp_path):
+  """jax.distributed on two CPU processes; only process 1 gets the signal.
+
+  SIGTERM goes through jax's preemption sync service
+  (`reached_preemption_sync_point`), SIGINT through the all-gathered flags.
+  """
+  script = tmp_path / 'two.py'
+  script.write_text(_TWO_PROCESSES)
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  ready = str(tmp_path / 'ready')
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu', 'PYTHONPATH': ROOT}
+  procs = [subprocess.Popen([sys.executable, str(script), str(i), str(port), ready], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
+  try:
+    deadline = time.time() + 120
+    while not all(os.path.exists(f'{ready}{i}') for i in range(2)):
+      assert time.time() < deadline and all(p.poll() is None for p in procs), [
+          p.stderr.read()[-2000:] for p in procs if p.poll() is not None]
+      time.sleep(0.05)
+    time.sleep(0.2)
+    procs[1].send_signal(signum)
+    outputs = [p.communicate(timeout=120) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+  stops = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+  assert stops[0] == stops[1], stops
+  assert stops[0]['signum'] == signum and 0 < stops[0]['step'] < 100_000
 
 
 # ----------------------------------------------------------------------------
@@ -362,4 +548,3 @@ def test_full_disk_while_writing_metrics_or_the_result_names_the_file(tmp_path):
     training._write_json_atomically(str(tmp_path / 'result.json'), {'step': 40})
   assert info.value.errno == errno.ENOSPC
   assert not os.path.exists(tmp_path / 'result.json')
-
