@@ -81,6 +81,9 @@ def get_config(arg=None):
   config.log_every = 1000  # Steps per compiled call.
   config.checkpoint_every = 10_000
   config.max_checkpoints_to_keep = 2
+  # One compiled step per host call on CPU (XLA runs convolutions in a scan's
+  # loop body 5-15x slower there, jax-ml/jax#12868); one lax.scan elsewhere.
+  config.step_loop = 'auto'
 
   # Data: MNIST, dynamic binarization, a validation split for alpha.
   config.data = ml_collections.ConfigDict()

@@ -43,7 +43,7 @@ import functools
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -277,9 +277,11 @@ def create_model(config: ml_collections.ConfigDict) -> networks.M2:
                      decoder_features=tuple(m.decoder_features))
 
 
-def load_labelled_data(config: ml_collections.ConfigDict) -> tuple[input_pipeline.Dataset, dict]:
+def load_labelled_data(config: ml_collections.ConfigDict,
+                       dataset: Optional[input_pipeline.Dataset] = None,
+                       ) -> tuple[input_pipeline.Dataset, dict]:
   """The data set and its labels per split (random with data.labels='random')."""
-  data = input_pipeline.load_dataset(config.data)
+  data = dataset or input_pipeline.load_dataset(config.data)
   if data.train_labels is None or data.test_labels is None:
     raise ValueError(
         f'data.source={config.data.source!r}, data.name={config.data.name!r} gave {data.source}:'
@@ -308,12 +310,18 @@ def load_labelled_data(config: ml_collections.ConfigDict) -> tuple[input_pipelin
   return data, labels
 
 
-def create_task(config: ml_collections.ConfigDict) -> training.Task:
-  """M2 as a `training.Task`: model, loss, data and evaluation."""
+def create_task(config: ml_collections.ConfigDict,
+                dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
+  """M2 as a `training.Task`: model, loss, data and evaluation.
+
+  Args:
+    config: the experiment config.
+    dataset: the data; default `input_pipeline.load_dataset(config.data)`.
+  """
   check_config(config)
   model = create_model(config)
   k, per_class = config.model.num_classes, config.data.num_labelled_per_class
-  data, labels = load_labelled_data(config)
+  data, labels = load_labelled_data(config, dataset)
   schedule = gumbel.exponential_temperature(
       config.temperature.tau0, config.temperature.rate, config.temperature.tau_min,
       config.temperature.interval)
@@ -362,15 +370,9 @@ def create_task(config: ml_collections.ConfigDict) -> training.Task:
                'tau': jnp.asarray(tau, jnp.float32)}
     return value, (metrics, extra)
 
-  eval_data = {}
-  for split, images in (('valid', data.valid), ('test', data.test)):
-    if images is None or not len(images):
-      continue
-    x = input_pipeline.binarize_for_eval(images, config.data.binarization, split)
-    split_data = {'images': x, 'labels': labels[split]}
-    if config.eval.num_examples > 0:
-      split_data = jax.tree.map(lambda a: a[:config.eval.num_examples], split_data)
-    eval_data[split] = split_data
+  eval_data = {split: {'images': images, 'labels': labels[split][:len(images)]}
+               for split, images in input_pipeline.eval_splits(
+                   data, config.data.binarization, config.eval.num_examples).items()}
 
   def finalize(workdir, params, extra, key):
     index = np.asarray(extra['labelled_index'])

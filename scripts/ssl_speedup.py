@@ -6,8 +6,9 @@ As [GS] section 4.3 does: K classes of random labels, the same networks with
 a K-way y. For each K it builds both modes' tasks (`experiments.ssl.create_task`
 with `configs/ssl.py:mode=...,preset=...,classes=K`, the images on the
 device) and times the training loop's own compiled chunk
-(`training.make_train_chunk`: batches drawn in the program, the loss, its
-gradient and the Adam update; `--steps` steps per call) after compilation
+(`training.make_train_chunk` with the config's `step_loop`: batches drawn in
+the program, the loss, its gradient and the Adam update; `--steps` steps per
+call; on CPU one compiled step per host call) after compilation
 and one warm-up call, alternating the two modes `--repeats` times so that
 load from other processes hits both alike. It prints one JSON line per K
 with the median seconds per step of each mode, the speedup and the device
@@ -69,7 +70,8 @@ def make_runner(config, steps: int):
   state = jax.tree.map(lambda x: x[None], member)  # A group of one member.
   loop_keys = loop_key[None]
   data = jax.device_put(task.data)
-  train_chunk = training.make_train_chunk(task, tx, batched=False)
+  train_chunk = training.make_train_chunk(task, tx, batched=False,
+                                         step_loop=config.step_loop)
 
   def run():
     nonlocal state
@@ -112,6 +114,7 @@ def measure(num_classes: int, *, preset: str, steps: int, repeats: int,
       'batch_size': config.batch_size,
       'labelled_batch_size': config.labelled_batch_size,
       'steps_per_call': steps,
+      'step_loop': training.resolve_step_loop(config.step_loop),
       'repeats': repeats,
       'times_s_per_step': times,
       'compile_s': compile_seconds,
