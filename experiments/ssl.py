@@ -261,9 +261,9 @@ def check_config(config: ml_collections.ConfigDict):
         f'model.encoder_features={tuple(config.model.encoder_features)} and '
         f'model.decoder_features={tuple(config.model.decoder_features)}: allowed: 3 widths each '
         '(3 conv layers per encoder; the decoder has a 4th, 1-channel layer).')
-  for name in ('num_labelled_per_class',):
-    if not config.data[name] >= 1:
-      raise ValueError(f'data.{name}={config.data[name]!r}; allowed: an int >= 1.')
+  if not config.data.num_labelled_per_class >= 1:
+    raise ValueError(f'data.num_labelled_per_class={config.data.num_labelled_per_class!r}; '
+                     'allowed: an int >= 1.')
   for name in ('batch_size', 'labelled_batch_size'):
     if not config[name] >= 1:
       raise ValueError(f'{name}={config[name]!r}; allowed: an int >= 1.')

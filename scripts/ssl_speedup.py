@@ -133,6 +133,9 @@ def plot(rows: list[dict], path: str):
   ax.plot(list(PAPER_SPEEDUPS), list(PAPER_SPEEDUPS.values()), 'x', markersize=9,
           label='[GS] 4.3 (GTX Titan X)')
   ax.axhline(1.0, color='grey', linewidth=0.5)
+  ax.set_xscale('log')
+  ax.set_yscale('log')
+  ax.set_xticks(ks, [str(k) for k in ks])
   ax.set_xlabel('classes K')
   ax.set_ylabel('step time: marginalization / Gumbel')
   ax.set_title(f'M2 training step, preset {rows[0]["preset"]}, batch '

@@ -284,6 +284,7 @@ def test_table_picks_alpha_on_validation_and_names_missing_runs(gumbel_sweep):
   assert 'Missing (8 runs not finished):' in text
   assert os.path.join(workdir, 'st_gumbel', 'loss.alpha=1.0,seed=1') in text
   assert 'Preset `tiny` cuts' in text and 'Wall time of this run: 12s.' in text
+  assert reproduce_table2.group_size(-1) == 1 and reproduce_table2.group_size(0) == 0  # CPU.
 
 
 # ----------------------------------------------------------------------------
