@@ -207,6 +207,26 @@ def group_size(max_group_size: int) -> int:
   return 1 if jax.default_backend() == 'cpu' else 0
 
 
+def train(members, max_group_size: int):
+  """`sweep.run` with at most `max_group_size` members per compiled program (0: no limit)."""
+  if max_group_size == 0:
+    sweep.run(members)
+    return
+  batches = [g[i:i + max_group_size] for g in sweep.group(members)
+             for i in range(0, len(g), max_group_size)]
+  unfinished = lambda batch: any(not training.is_finished(m.config, m.workdir) for m in batch)
+  start, trained = time.perf_counter(), 0
+  for k, batch in enumerate(batches):
+    if unfinished(batch):
+      sweep.run(batch)
+      trained += 1
+    remaining = sum(unfinished(b) for b in batches[k + 1:])
+    elapsed = time.perf_counter() - start
+    logging.info('Table 2: %d/%d programs done, %s elapsed, ETA %s.', k + 1, len(batches),
+                 training.format_duration(elapsed),
+                 training.format_duration(elapsed / trained * remaining if trained else 0.0))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -226,7 +246,7 @@ def main(argv):
     logging.info('Table 2 (%s): %d modes, %d runs in %d programs; shard %d/%d trains %d.',
                  FLAGS.preset, len(cells), len(members), len(sweep.group(members)), index,
                  count, len(mine))
-    sweep.run(mine, max_group_size=group_size(FLAGS.max_group_size))
+    train(mine, group_size(FLAGS.max_group_size))
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.workdir, FLAGS.preset, wall))
