@@ -45,6 +45,10 @@ PyTree = Any
 MEMBER_FIELDS = ('seed', 'optimizer.learning_rate')
 OPTIMIZERS = ('adam', 'sgd')
 NONFINITE_POLICIES = ('raise', 'mark')
+# config.step_loop: the chunk's steps in one lax.scan, or one compiled step per
+# host iteration ('auto': host on CPU, where XLA runs convolutions inside a
+# loop body 5-15x slower, jax-ml/jax#12868; scan elsewhere).
+STEP_LOOPS = ('scan', 'host', 'auto')
 PROGRESS_SECONDS = 15.0
 RESULT_FILE = 'result.json'
 
@@ -167,6 +171,8 @@ def check_loop_config(config: ml_collections.ConfigDict):
     raise ValueError(
         f'checkpoint_every={config.checkpoint_every} must be a multiple of '
         f'log_every={config.log_every} (checkpoints are written between compiled chunks).')
+  if config.get('step_loop', 'scan') not in STEP_LOOPS:
+    raise ValueError(f'step_loop={config.step_loop!r}; allowed: {STEP_LOOPS}.')
   every = config.get('grad_var_every', 0)
   if every < 0 or every % config.log_every:
     raise ValueError(f'grad_var_every={every} must be 0 (off) or a positive multiple '
@@ -259,12 +265,14 @@ def format_duration(seconds: float) -> str:
 
 def make_train_chunk(task: Task, tx: optax.GradientTransformation, *,
                      batched: bool, progress: Optional[Callable] = None,
-                     progress_every: int = 50):
+                     progress_every: int = 50, step_loop: str = 'scan'):
   """Returns `train_chunk(state, loop_keys, data, num_steps) -> (state, metrics)`.
 
   `state` and `loop_keys` carry a leading member axis; `metrics` holds
   `[num_steps, members]` arrays. Jitted with `num_steps` static and the state
-  donated. Step t of a member uses `fold_in(loop_key, t)`.
+  donated. Step t of a member uses `fold_in(loop_key, t)`. With
+  `step_loop='host'` the same step is compiled alone and called `num_steps`
+  times (`STEP_LOOPS`).
   """
 
   def train_step(state, loop_key, data):
@@ -291,12 +299,35 @@ def make_train_chunk(task: Task, tx: optax.GradientTransformation, *,
                    lambda: None)
     return state, metrics
 
+  if resolve_step_loop(step_loop) == 'host':
+    jitted_step = jax.jit(step_fn, donate_argnums=0)
+
+    def host_chunk(state, loop_keys, data, num_steps):
+      metrics = []
+      for _ in range(num_steps):
+        state, step_metrics = jitted_step(state, loop_keys, data)
+        metrics.append(step_metrics)
+        if progress is not None and len(metrics) % progress_every == 0:
+          progress(state['step'][0], step_metrics[task.main_metric][0])
+      return state, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
+
+    return host_chunk
+
   @functools.partial(jax.jit, static_argnames='num_steps', donate_argnames='state')
   def train_chunk(state, loop_keys, data, num_steps):
     return jax.lax.scan(functools.partial(body, loop_keys, data), state, None,
                         length=num_steps)
 
   return train_chunk
+
+
+def resolve_step_loop(step_loop: str) -> str:
+  """'scan' or 'host' for a `STEP_LOOPS` value on the default backend."""
+  if step_loop not in STEP_LOOPS:
+    raise ValueError(f'step_loop={step_loop!r}; allowed: {STEP_LOOPS}.')
+  if step_loop == 'auto':
+    return 'host' if jax.default_backend() == 'cpu' else 'scan'
+  return step_loop
 
 
 def evaluate(eval_fn, params, extra, examples: PyTree, keys, batch_size: int,
@@ -477,7 +508,8 @@ def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard)
   loop_keys = _place(loop_keys, mesh, member_axis=True)
   progress = _Progress(config.num_train_steps, label, task.main_metric)
   run_start, start_step = time.perf_counter(), step
-  train_chunk = make_train_chunk(task, txs[0], batched=batched, progress=progress)
+  train_chunk = make_train_chunk(task, txs[0], batched=batched, progress=progress,
+                                 step_loop=config.get('step_loop', 'scan'))
   grad_var_fn = None
   if task.grad_variance is not None and config.get('grad_var_every', 0):
     grad_var_fn = jax.jit(_over_members(task.grad_variance, batched, (0, 0, None, 0, 0)))

@@ -165,3 +165,31 @@ def test_progress_lines_show_steps_rate_metric_and_eta(tmp_path, monkeypatch, ca
   for line in inside + [l for l in lines if 'step 120/120' in l]:
     assert 'steps/s' in line and 'neg_elbo' in line and 'ETA' in line
   assert any('test (' in l for l in lines)
+
+
+def test_host_step_loop_matches_scan_and_logs_progress(monkeypatch, caplog):
+  """step_loop='host' (one compiled step per call) ends where the scanned chunk ends."""
+  monkeypatch.setattr(training, 'PROGRESS_SECONDS', 0.0)
+  config = _config(estimator='gumbel_softmax', grad_var_every=0)
+  task = estimator_comparison.create_task(config)
+  tx = training.create_optimizer(config)
+  keys = jax.random.split(jax.random.key(0), 2)
+  params, extra = task.init(keys[0])
+  ends = {}
+  for loop in ('scan', 'host'):
+    state = jax.tree.map(lambda x: x[None], {'params': params, 'opt_state': tx.init(params),
+                                             'extra': extra, 'step': np.int32(0)})
+    progress = training._Progress(100, '', 'neg_elbo') if loop == 'host' else None
+    chunk = training.make_train_chunk(task, tx, batched=False, step_loop=loop,
+                                      progress=progress, progress_every=5)
+    caplog.set_level('INFO')
+    ends[loop] = jax.device_get(chunk(state, keys[1][None], task.data, num_steps=12))
+  chex.assert_trees_all_close(ends['host'][0]['params'], ends['scan'][0]['params'],
+                              rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(ends['host'][1]['loss'], ends['scan'][1]['loss'], rtol=1e-4)
+  assert ends['host'][1]['loss'].shape == (12, 1)
+  assert [r.getMessage().split('  ')[0] for r in caplog.records if 'ETA' in r.getMessage()][:2] \
+      == ['step 5/100', 'step 10/100']
+  assert training.resolve_step_loop('auto') == 'host'  # The suite runs on CPU.
+  with pytest.raises(ValueError, match="step_loop='loop'.*'scan', 'host', 'auto'"):
+    training.resolve_step_loop('loop')
