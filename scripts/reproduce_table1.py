@@ -21,6 +21,7 @@ The data can be overridden, e.g. --data_source=idx
 import csv
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ import numpy as np
 
 from configs import estimator_comparison as table_config
 from experiments import estimator_comparison
+from experiments import preemption
 from experiments import sweep
 from experiments import training
 import gumbel
@@ -233,23 +235,56 @@ def run_workers(num_workers: int, members) -> None:
     with open(logs[-1], 'a') as log:
       procs.append(subprocess.Popen(
           [sys.executable, '-m', 'scripts.reproduce_table1', *args],
-          stdout=log, stderr=subprocess.STDOUT, env=env))
+          stdout=log, stderr=subprocess.STDOUT, env=env,
+          start_new_session=True))  # Signals reach them once, through forward().
   start = time.perf_counter()
   done_before = sum(training.is_finished(m.config, m.workdir) for m in members)
-  while any(p.poll() is None for p in procs):
-    time.sleep(training.PROGRESS_SECONDS)
-    done = sum(training.is_finished(m.config, m.workdir) for m in members)
-    rate = (done - done_before) / (time.perf_counter() - start)
-    eta = (len(members) - done) / rate if rate > 0 else float('inf')
-    logging.info('Table 1: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', done,
-                 len(members), training.format_duration(time.perf_counter() - start),
-                 training.format_duration(eta), ', '.join(logs))
+
+  def forward(signum, frame):  # Preemption reaches the workers, which save and stop.
+    del frame
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signum)
+
+  previous = {s: signal.signal(s, forward) for s in preemption.SIGNALS}
+  try:
+    while any(p.poll() is None for p in procs):
+      _wait_and_report(procs, members, start, done_before, logs)
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+  statuses = {p.returncode for p in procs}
+  preempted = statuses & {128 + s for s in preemption.SIGNALS}
+  if preempted:
+    logging.warning('Table 1 workers stopped at a signal; rerun the same command to resume.')
+    sys.exit(max(preempted))
   failed = [log for p, log in zip(procs, logs) if p.returncode != 0]
   if failed:
     raise RuntimeError(f'Worker(s) failed; see {failed}. Rerun the same command to resume.')
 
 
+def _wait_and_report(procs, members, start, done_before, logs):
+  """Waits up to PROGRESS_SECONDS, then logs the runs finished and an ETA."""
+  deadline = time.perf_counter() + training.PROGRESS_SECONDS
+  while time.perf_counter() < deadline and any(p.poll() is None for p in procs):
+    time.sleep(0.5)
+  done = sum(training.is_finished(m.config, m.workdir) for m in members)
+  elapsed = time.perf_counter() - start
+  rate = (done - done_before) / elapsed
+  eta = (len(members) - done) / rate if rate > 0 else float('inf')
+  logging.info('Table 1: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', done,
+               len(members), training.format_duration(elapsed), training.format_duration(eta),
+               ', '.join(logs))
+
+
 def main(argv):
+  try:
+    _main(argv)
+  except preemption.Preempted as e:  # Logged with what was saved; rerun to resume.
+    sys.exit(e.exit_status)
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if not FLAGS.workdir:

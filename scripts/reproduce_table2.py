@@ -21,6 +21,7 @@ done and ETA of the sweep) go to the log.
 import csv
 import math
 import os
+import sys
 import time
 
 from absl import app
@@ -30,6 +31,7 @@ import jax
 import numpy as np
 
 from configs import ssl as table_config
+from experiments import preemption
 from experiments import ssl
 from experiments import sweep
 from experiments import training
@@ -228,6 +230,13 @@ def train(members, max_group_size: int):
 
 
 def main(argv):
+  try:
+    _main(argv)
+  except preemption.Preempted as e:  # Logged with what was saved; rerun to resume.
+    sys.exit(e.exit_status)
+
+
+def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   if not FLAGS.workdir:
