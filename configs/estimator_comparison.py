@@ -129,10 +129,13 @@ def get_config(arg=None):
 
   if args['preset'] == 'small':
     config.data.source = 'embedded'
-    config.num_train_steps = 2000
-    config.log_every = 500
+    config.num_train_steps = 1000
+    config.batch_size = 50
+    config.log_every = 250
     config.checkpoint_every = 1000
-    config.grad_var_every = 1000
+    config.grad_var_every = 500
+    if args['estimator'] == 'vimco':
+      config.estimator.hparams.num_samples = 2  # Nested in the SBNs: S^2 evaluations.
     config.grad_var_samples = 8
     config.eval.num_samples = 100
     config.eval.valid_num_samples = 20

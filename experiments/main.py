@@ -19,7 +19,6 @@ start its next group). Errors exit with 1.
 
 import importlib
 import importlib.util
-import logging as std_logging
 import sys
 
 from absl import app
@@ -30,6 +29,7 @@ from ml_collections import config_flags
 
 from experiments import preemption
 from experiments import sweep
+from experiments import training
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 config_flags.DEFINE_config_file(
@@ -38,11 +38,6 @@ _SWEEP = flags.DEFINE_bool(
     'sweep', False, "Run the config file's get_hyper sweep, one run folder per member.")
 _SHARD = flags.DEFINE_string('shard', '0/1', 'With --sweep: run slice i of n of the grid.')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def _quiet_orbax(record) -> bool:
-  """Drops orbax's per-save INFO lines, which would drown the progress lines."""
-  return record.levelno >= std_logging.WARNING or 'orbax' not in record.pathname
 
 
 def _config_module(spec: str):
@@ -64,7 +59,7 @@ def main(argv):
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  logging.get_absl_logger().addFilter(_quiet_orbax)
+  training.quiet_orbax_logs()
   logging.info('JAX devices: %s', jax.devices())
   config = flags.FLAGS.config
   experiment = importlib.import_module(f'experiments.{config.experiment}')

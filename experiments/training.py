@@ -25,6 +25,7 @@ host callback inside the scan prints progress at least every
 import dataclasses
 import functools
 import json
+import logging as std_logging
 import os
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -96,6 +97,12 @@ class Task:
   finalize: Optional[Callable[..., None]] = None
   main_metric: str = 'neg_elbo'
   info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def quiet_orbax_logs():
+  """Drops orbax's per-save INFO lines, which would drown the progress lines."""
+  logging.get_absl_logger().addFilter(
+      lambda record: record.levelno >= std_logging.WARNING or 'orbax' not in record.pathname)
 
 
 # ----------------------------------------------------------------------------

@@ -239,6 +239,7 @@ def main(argv):
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  training.quiet_orbax_logs()
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for mode in FLAGS.modes:
