@@ -5,6 +5,9 @@ r"""Reproduces [GS] Table 1: every estimator on the four models, by one command.
   python -m scripts.reproduce_table1 --preset=paper --workdir=DIR --collect_only  # table only
   python -m scripts.reproduce_table1 --preset=small --workdir=DIR --workers=2     # 2 local processes
 
+On a CPU, without --shard, the grid is trained by one local worker process
+per core (at most 8; --workers=N sets N, --workers=1 trains in this process).
+
 Runs the sweep of every cell (seeds x learning rates, one vmapped program
 per cell, `configs/estimator_comparison.py`), picks each cell's learning rate
 by the mean validation metric over seeds (diverged members excluded), and
@@ -29,6 +32,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 import numpy as np
 
 from configs import estimator_comparison as table_config
@@ -53,6 +57,7 @@ PAPER = {
 }
 
 FLAGS = flags.FLAGS
+_MAX_AUTO_WORKERS = 8  # Each worker holds its own copy of the data and compiled programs.
 
 
 def define_flags():
@@ -69,8 +74,9 @@ def define_flags():
   flags.DEFINE_string('data_name', None, 'Override data.name.')
   flags.DEFINE_string('binarization', None, 'Override data.binarization.')
   flags.DEFINE_bool('worker', False, 'Internal: one of the --workers processes.')
-  flags.DEFINE_integer('workers', 1, 'Local worker processes sharing the grid as a work queue, '
-                       'XLA on one thread each (2 suits a 2-core CPU).')
+  flags.DEFINE_integer('workers', 0, 'Local worker processes sharing the grid as a work queue, '
+                       'XLA on one thread each; 0: one per CPU core (at most 8) when JAX runs '
+                       'on the CPU and --shard is not given, else 1.')
 
 
 def supported(row: str, estimator: str) -> bool:
@@ -296,6 +302,19 @@ def main(argv):
     sys.exit(e.exit_status)
 
 
+def num_workers(requested: int, shard_count: int, no_training: bool) -> int:
+  """Local worker processes: --workers, or with 0 one per CPU core (at most 8) on CPU."""
+  if requested < 0:
+    raise app.UsageError(f'--workers must be >= 0, got {requested}.')
+  if no_training:
+    return 1
+  if requested:
+    return requested
+  if shard_count != 1 or jax.default_backend() != 'cpu':
+    return 1  # One process drives the accelerator; several vmapped members fill it.
+  return max(1, min(os.cpu_count() or 1, _MAX_AUTO_WORKERS))
+
+
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
@@ -315,10 +334,11 @@ def _main(argv):
   cells = cell_members(FLAGS.preset, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, overrides)
   members = [m for ms in cells.values() for m in ms]
   index, count = sweep.parse_shard(FLAGS.shard)
-  if FLAGS.workers > 1 and not FLAGS.collect_only:
+  workers = num_workers(FLAGS.workers, count, FLAGS.worker or FLAGS.collect_only)
+  if workers > 1:
     if count != 1:
       raise app.UsageError('--workers runs the shards of one machine; use it without --shard.')
-    run_workers(FLAGS.workers, members)
+    run_workers(workers, members)
   elif FLAGS.worker:
     # The queue starts with the slowest cells, so that the workers finish together.
     sweep.run(sorted(members, key=_cost_rank), claim=True)

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+from absl import app
 import pytest
 
 from experiments import sweep
@@ -71,3 +72,18 @@ def test_two_local_workers_cover_the_grid(tmp_path):
     text = f.read()
   assert '| VAE (Cat.) |' in text and 'Missing' not in text
   assert 'Wall time of this run' in text
+
+
+def test_workers_default_to_one_per_core_on_cpu_only(monkeypatch):
+  monkeypatch.setattr(table.os, 'cpu_count', lambda: 2)
+  monkeypatch.setattr(table.jax, 'default_backend', lambda: 'cpu')
+  assert table.num_workers(0, 1, False) == 2
+  assert table.num_workers(0, 4, False) == 1  # --shard: one process per task.
+  assert table.num_workers(0, 1, True) == 1  # --collect_only, or a worker itself.
+  assert table.num_workers(3, 1, False) == 3
+  monkeypatch.setattr(table.os, 'cpu_count', lambda: 64)
+  assert table.num_workers(0, 1, False) == 8
+  monkeypatch.setattr(table.jax, 'default_backend', lambda: 'gpu')
+  assert table.num_workers(0, 1, False) == 1
+  with pytest.raises(app.UsageError, match='--workers must be >= 0, got -1'):
+    table.num_workers(-1, 1, False)
