@@ -38,6 +38,11 @@ PRESETS = ('paper', 'small', 'tiny')
 ARG_KEYS = ('model', 'estimator', 'preset')
 # The paper's learning rates, chosen per cell on validation.
 PAPER_LEARNING_RATES = (3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3)
+# [GS] picks the VAEs' annealing, tau = max(0.5, exp(-r t)) every N steps, on
+# validation from N in {500, 1000} and r in {1e-5, 1e-4}; the paper preset
+# sweeps it for the estimators whose temperature follows the schedule.
+PAPER_TEMPERATURE_INTERVALS = (500, 1000)
+PAPER_TEMPERATURE_RATES = (1e-5, 1e-4)
 SWEEPS = {
     'paper': {'seeds': (0, 1, 2), 'learning_rates': PAPER_LEARNING_RATES},
     'small': {'seeds': (0, 1), 'learning_rates': (3e-3, 1e-3)},
@@ -168,9 +173,21 @@ def _apply_hparams(estimator: str) -> dict:
 
 
 def get_hyper(h, arg=None):
-  """The sweep of one cell: seeds x learning rates (one compiled program)."""
-  sweep = SWEEPS[parse_arg(arg)['preset']]
-  return h.product([
+  """The sweep of one cell: seeds x learning rates (one compiled program).
+
+  In the paper preset, the VAE cells of estimators with a scheduled
+  temperature also sweep the annealing (N, r) as [GS] does: one compiled
+  program per schedule, chosen on validation with the learning rate.
+  """
+  from experiments import estimator_comparison  # pylint: disable=g-import-not-at-top
+  args = parse_arg(arg)
+  sweep = SWEEPS[args['preset']]
+  axes = [
       h.sweep('config.seed', sweep['seeds']),
       h.sweep('config.optimizer.learning_rate', sweep['learning_rates']),
-  ])
+  ]
+  if (args['preset'] == 'paper' and MODELS[args['model']][0] == 'vae' and
+      args['estimator'] in estimator_comparison.SCHEDULED_TEMPERATURE):
+    axes += [h.sweep('config.temperature.interval', PAPER_TEMPERATURE_INTERVALS),
+             h.sweep('config.temperature.rate', PAPER_TEMPERATURE_RATES)]
+  return h.product(axes)

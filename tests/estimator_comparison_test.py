@@ -236,3 +236,17 @@ def test_bad_configs_name_the_value():
   config.estimator.name = 'reinforce'
   with pytest.raises(ValueError, match='valid names are'):
     ec.check_config(config)
+
+
+def test_paper_preset_sweeps_the_annealing_where_the_temperature_is_scheduled():
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  sizes = {arg: len(ec_config.get_hyper(sweep, arg)) for arg in (
+      'model=vae_cat,estimator=gumbel_softmax,preset=paper',
+      'model=vae_bern,estimator=gumbel_rao,preset=paper',
+      'model=vae_cat,estimator=st,preset=paper',
+      'model=sbn_cat,estimator=gumbel_softmax,preset=paper',
+      'model=vae_cat,estimator=gumbel_softmax,preset=small')}
+  assert list(sizes.values()) == [72, 72, 18, 18, 4]
+  points = ec_config.get_hyper(sweep, 'model=vae_cat,estimator=gumbel_softmax,preset=paper')
+  assert {(p['config.temperature.interval'], p['config.temperature.rate']) for p in points} == {
+      (500, 1e-5), (500, 1e-4), (1000, 1e-5), (1000, 1e-4)}

@@ -1,6 +1,7 @@
 """Tests of scripts/reproduce_table1.py on the tiny preset."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from absl import app
 import pytest
 
+from configs import estimator_comparison as table_config
 from experiments import sweep
 from scripts import reproduce_table1 as table
 
@@ -87,3 +89,22 @@ def test_workers_default_to_one_per_core_on_cpu_only(monkeypatch):
   assert table.num_workers(0, 1, False) == 1
   with pytest.raises(app.UsageError, match='--workers must be >= 0, got -1'):
     table.num_workers(-1, 1, False)
+
+
+def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
+  config = table_config.get_config('model=vae_cat,estimator=gumbel_softmax,preset=tiny')
+  hyper = sweep.product([sweep.sweep('config.seed', (0, 1)),
+                         sweep.sweep('config.optimizer.learning_rate', (1e-3, 3e-4)),
+                         sweep.sweep('config.temperature.interval', (500, 1000))])
+  members = sweep.expand(config, hyper, str(tmp_path), None)
+  for m in members:
+    best = m.config.optimizer.learning_rate == 3e-4 and m.config.temperature.interval == 1000
+    os.makedirs(m.workdir)
+    with open(os.path.join(m.workdir, 'result.json'), 'w') as f:
+      json.dump({'step': m.config.num_train_steps,
+                 'valid/neg_elbo': (90.0 if best else 100.0) + m.config.seed,
+                 'test/neg_elbo': (80.0 if best else 70.0) + m.config.seed}, f)
+  summary = table.summarize(members)
+  assert summary['learning_rate'] == 3e-4
+  assert summary['chosen'] == 'temperature.interval=1000'
+  assert summary['seeds'] == 2 and summary['mean'] == pytest.approx(80.5)
