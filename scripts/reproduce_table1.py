@@ -9,10 +9,11 @@ On a CPU, without --shard, the grid is trained by one local worker process
 per core (at most 8; --workers=N sets N, --workers=1 trains in this process).
 
 Runs the sweep of every cell (seeds x learning rates, one vmapped program
-per cell, `configs/estimator_comparison.py`), picks each cell's learning rate
+per cell, `configs/estimator_comparison.py`), picks each cell's learning rate (and,
+in the paper preset's VAE cells with a scheduled temperature, the annealing)
 by the mean validation metric over seeds (diverged members excluded), and
 writes `table1.md` and `table1.csv` into --workdir: test metric mean and
-spread (standard deviation over seeds) at that learning rate, beside the
+spread (standard deviation over seeds) at that choice, beside the
 paper's number. Members that have not finished are named under the table.
 --shard=i/n trains the i-th of n interleaved slices of the whole grid into
 the shared workdir (finished members are never trained again); any run,
