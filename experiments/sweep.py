@@ -18,6 +18,7 @@ never retrains a finished member.
 """
 
 import itertools
+import math
 import os
 import time
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
@@ -105,6 +106,28 @@ def expand(base: ml_collections.ConfigDict, hyper: Sequence[Mapping[str, Any]],
   if len(set(names)) != len(names):
     raise ValueError('The sweep has duplicate points.')
   return members
+
+
+class Outcomes(NamedTuple):
+  """A grid's members sorted for a table."""
+  finished: list  # (member, result.json contents) of the runs that count.
+  missing: list[str]  # Workdirs of runs not trained and evaluated to num_train_steps.
+  diverged: list[str]  # Workdirs of runs marked diverged or with a non-finite valid_key.
+
+
+def outcomes(members: Sequence[Member], valid_key: str) -> Outcomes:
+  """Sorts members into finished, missing and diverged by their `result.json`."""
+  out = Outcomes([], [], [])
+  for m in members:
+    result = training.read_result(m.workdir)
+    if result is None or result['step'] < m.config.num_train_steps:
+      out.missing.append(m.workdir)
+    elif (result.get('diverged_step') is not None or
+          not math.isfinite(result.get(valid_key, math.nan))):
+      out.diverged.append(m.workdir)
+    else:
+      out.finished.append((m, result))
+  return out
 
 
 def parse_shard(spec: str) -> tuple[int, int]:

@@ -22,7 +22,6 @@ The data can be overridden, e.g. --data_source=idx
 --data_dir=/usr/share/datasets/fashion-mnist --data_name=fashion_mnist.
 """
 
-import csv
 import functools
 import math
 import os
@@ -43,6 +42,7 @@ from experiments import preemption
 from experiments import sweep
 from experiments import training
 import gumbel
+from scripts import tables
 
 ROWS = ('sbn_bern', 'sbn_cat', 'vae_bern', 'vae_cat')
 ROW_NAMES = {'sbn_bern': 'SBN (Bern.)', 'sbn_cat': 'SBN (Cat.)',
@@ -122,17 +122,11 @@ def _setting(config) -> tuple:
 def summarize(members) -> dict:
   """Picks the learning rate (and annealing) on validation; test mean/std over seeds there."""
   valid_key, test_key = metric_names(members[0].config)
-  by_setting, missing, diverged = {}, [], []
-  for m in members:
-    result = training.read_result(m.workdir)
-    if result is None or result['step'] < m.config.num_train_steps:
-      missing.append(m.workdir)
-      continue
-    if result.get('diverged_step') is not None or not np.isfinite(result.get(valid_key, np.nan)):
-      diverged.append(m.workdir)
-      continue
+  found = sweep.outcomes(members, valid_key)
+  by_setting = {}
+  for m, result in found.finished:
     by_setting.setdefault(_setting(m.config), []).append(result)
-  out = {'missing': missing, 'diverged': diverged, 'test_key': test_key}
+  out = {'missing': found.missing, 'diverged': found.diverged, 'test_key': test_key}
   if not by_setting:
     return out
   best = min(by_setting, key=lambda k: np.mean([r[valid_key] for r in by_setting[k]]))
@@ -215,20 +209,7 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
     paper_best = PAPER_COLUMNS[int(np.argmin(PAPER[row]))]
     md.append(f'| {ROW_NAMES[row]} | {best} | {paper_best} | '
               f'{_spearman([v for _, v in ours], paper):+.2f} |')
-  missing = sorted(w for s in summaries.values() for w in s['missing'])
-  diverged = sorted(w for s in summaries.values() for w in s['diverged'])
-  if missing:
-    md += ['', f'Missing ({len(missing)} runs not finished):'] + [f'- {w}' for w in missing]
-  if diverged:
-    md += ['', f'Diverged ({len(diverged)} runs, excluded):'] + [f'- {w}' for w in diverged]
-  text = '\n'.join(md) + '\n'
-  with open(os.path.join(workdir, 'table1.md'), 'w') as f:
-    f.write(text)
-  with open(os.path.join(workdir, 'table1.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(csv_rows[0]) if csv_rows else ['row'])
-    writer.writeheader()
-    writer.writerows(csv_rows)
-  return text
+  return tables.write(workdir, 'table1', md, csv_rows, summaries, first_field='row')
 
 
 _SINGLE_THREAD_XLA = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'

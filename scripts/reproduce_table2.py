@@ -18,7 +18,6 @@ has finished so far. Progress lines (steps/s and ETA per program, groups
 done and ETA of the sweep) go to the log.
 """
 
-import csv
 import math
 import os
 import sys
@@ -35,6 +34,7 @@ from experiments import preemption
 from experiments import ssl
 from experiments import sweep
 from experiments import training
+from scripts import tables
 
 ROWS = table_config.MODES
 ROW_NAMES = {'marginalize': 'Marginalization', 'gumbel': 'Gumbel',
@@ -74,26 +74,13 @@ def cell_members(preset, modes, workdir, overrides=None) -> dict:
   return cells
 
 
-def _finished_result(member):
-  result = training.read_result(member.workdir)
-  if result is None or result['step'] < member.config.num_train_steps:
-    return None
-  return result
-
-
 def summarize(members) -> dict:
   """Picks alpha on mean validation accuracy; test ELBO and accuracy over seeds there."""
-  by_alpha, missing, diverged = {}, [], []
-  for m in members:
-    result = _finished_result(m)
-    if result is None:
-      missing.append(m.workdir)
-    elif result.get('diverged_step') is not None or not np.isfinite(
-        result.get(VALID_KEY, np.nan)):
-      diverged.append(m.workdir)
-    else:
-      by_alpha.setdefault(m.config.loss.alpha, []).append(result)
-  out = {'missing': missing, 'diverged': diverged, 'alphas': {}}
+  found = sweep.outcomes(members, VALID_KEY)
+  by_alpha = {}
+  for m, result in found.finished:
+    by_alpha.setdefault(m.config.loss.alpha, []).append(result)
+  out = {'missing': found.missing, 'diverged': found.diverged, 'alphas': {}}
   for alpha, results in sorted(by_alpha.items()):
     out['alphas'][alpha] = {
         'valid_accuracy': float(np.mean([r[VALID_KEY] for r in results])),
@@ -184,20 +171,7 @@ def write_table(cells: dict, workdir: str, preset: str,
       md.append(f'| {ROW_NAMES[mode]} | {alpha}{mark} | {a["seeds"]} | '
                 f'{100 * a["valid_accuracy"]:.1f}% | {100 * a["accuracy"]:.1f}% | '
                 f'{a["elbo"]:.1f} |')
-  missing = sorted(w for s in summaries.values() for w in s['missing'])
-  diverged = sorted(w for s in summaries.values() for w in s['diverged'])
-  if missing:
-    md += ['', f'Missing ({len(missing)} runs not finished):'] + [f'- {w}' for w in missing]
-  if diverged:
-    md += ['', f'Diverged ({len(diverged)} runs, excluded):'] + [f'- {w}' for w in diverged]
-  text = '\n'.join(md) + '\n'
-  with open(os.path.join(workdir, 'table2.md'), 'w') as f:
-    f.write(text)
-  with open(os.path.join(workdir, 'table2.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, fieldnames=list(csv_rows[0]) if csv_rows else ['mode'])
-    writer.writeheader()
-    writer.writerows(csv_rows)
-  return text
+  return tables.write(workdir, 'table2', md, csv_rows, summaries, first_field='mode')
 
 
 def group_size(max_group_size: int) -> int:

@@ -164,3 +164,22 @@ def test_a_work_queue_claims_each_group_once(tmp_path):
   assert sweep.run(members, claim=True) == {}  # Claimed elsewhere: skipped here.
   sweep.clear_claims(members)
   assert sweep._claim(members)  # pylint: disable=protected-access
+
+
+def test_outcomes_sort_members_by_their_results(tmp_path):
+  config = ec_config.get_config('model=vae_cat,estimator=st,preset=tiny')
+  members = sweep.expand(config, sweep.sweep('config.seed', range(5)), str(tmp_path), None)
+  results = [{'step': config.num_train_steps, 'valid/x': 1.0},  # finished
+             None,  # never evaluated
+             {'step': config.num_train_steps - 1, 'valid/x': 1.0},  # fewer steps than asked
+             {'step': config.num_train_steps, 'valid/x': 1.0, 'diverged_step': 3},
+             {'step': config.num_train_steps, 'valid/x': float('nan')}]
+  for m, result in zip(members, results):
+    os.makedirs(m.workdir)
+    if result is not None:
+      with open(os.path.join(m.workdir, training.RESULT_FILE), 'w') as f:
+        json.dump(result, f)
+  found = sweep.outcomes(members, 'valid/x')
+  assert [(m.workdir, r) for m, r in found.finished] == [(members[0].workdir, results[0])]
+  assert found.missing == [members[1].workdir, members[2].workdir]
+  assert found.diverged == [members[3].workdir, members[4].workdir]
