@@ -448,6 +448,29 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
                 label=label, guard=guard)
 
 
+KEY_USES = ('init', 'loop', 'eval', 'grad_var')
+
+
+def init_members(task: Task, configs: Sequence[ml_collections.ConfigDict]
+                 ) -> tuple[list[PyTree], dict[str, jax.Array]]:
+  """Each member's state at step 0 and its keys, all from its own seed.
+
+  Returns:
+    `(states, keys)`: one `{params, opt_state, extra, step}` per config, and
+    `{use: [M] keys}` for each of `KEY_USES`, what `run` starts from
+    (benchmarks time the same program from the same start).
+  """
+  split = [jax.random.split(jax.random.key(c.seed), len(KEY_USES)) for c in configs]
+  keys = {use: jnp.stack([k[j] for k in split]) for j, use in enumerate(KEY_USES)}
+  states = []
+  for i, config in enumerate(configs):
+    tx = create_optimizer(config)
+    params, extra = jax.jit(task.init)(keys['init'][i])
+    states.append({'params': params, 'opt_state': tx.init(params), 'extra': extra,
+                   'step': jnp.int32(0)})
+  return states, keys
+
+
 def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard):
   """`run` with its signal guard."""
   if on_nonfinite not in NONFINITE_POLICIES:
@@ -480,16 +503,8 @@ def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard)
   slots = list(range(num_members)) + [num_members - 1] * (num_padded - num_members)
   batched = num_padded > 1
 
-  keys = [jax.random.split(jax.random.key(configs[i].seed), 4) for i in slots]
-  init_keys, loop_keys, eval_keys, grad_var_keys = (
-      jnp.stack([k[j] for k in keys]) for j in range(4))
-  del keys
-  txs = [create_optimizer(configs[i]) for i in slots]
-  members = []
-  for i, tx in enumerate(txs):
-    params, extra = jax.jit(task.init)(init_keys[i])
-    members.append({'params': params, 'opt_state': tx.init(params), 'extra': extra,
-                    'step': jnp.int32(0)})
+  members, keys = init_members(task, [configs[i] for i in slots])
+  loop_keys, eval_keys, grad_var_keys = keys['loop'], keys['eval'], keys['grad_var']
   logging.info('%sModel parameters: %d per member, %d members%s.', label,
                sum(x.size for x in jax.tree.leaves(members[0]['params'])), num_members,
                '' if mesh is None else f' sharded over {len(devices)} devices')
@@ -515,7 +530,8 @@ def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard)
   loop_keys = _place(loop_keys, mesh, member_axis=True)
   progress = _Progress(config.num_train_steps, label, task.main_metric)
   run_start, start_step = time.perf_counter(), step
-  train_chunk = make_train_chunk(task, txs[0], batched=batched, progress=progress,
+  train_chunk = make_train_chunk(task, create_optimizer(config), batched=batched,
+                                 progress=progress,
                                  step_loop=config.get('step_loop', 'scan'))
   grad_var_fn = None
   if task.grad_variance is not None and config.get('grad_var_every', 0):

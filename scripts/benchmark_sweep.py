@@ -20,7 +20,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from configs import estimator_comparison as ec_config
@@ -44,19 +43,15 @@ def make_runner(config, task, num_members: int, batched: bool, steps: int):
   """Returns `run() -> seconds` for one compiled call of `steps` steps."""
   lrs = np.geomspace(1e-4, 3e-3, num_members)  # Members differ in data only.
   configs = []
-  states = []
   for i in range(num_members):
     c = ec_config.get_config(f'model={config.model.name},estimator={config.estimator.name},'
                              'preset=paper')
     c.seed, c.optimizer.learning_rate = i, float(lrs[i])
-    tx = training.create_optimizer(c)
-    params, extra = jax.jit(task.init)(jax.random.key(i))
-    states.append({'params': params, 'opt_state': tx.init(params), 'extra': extra,
-                   'step': jnp.int32(0)})
     configs.append(c)
+  states, member_keys = training.init_members(task, configs)
   mesh = training._member_mesh(num_members, jax.devices())  # pylint: disable=protected-access
   state = training._place(training._stack(states), mesh, member_axis=True)  # pylint: disable=protected-access
-  keys = training._place(jax.random.split(jax.random.key(0), num_members), mesh, True)  # pylint: disable=protected-access
+  keys = training._place(member_keys['loop'], mesh, True)  # pylint: disable=protected-access
   data = jax.device_put(task.data)
   train_chunk = training.make_train_chunk(task, training.create_optimizer(configs[0]),
                                           batched=batched)

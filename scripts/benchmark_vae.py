@@ -27,7 +27,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from configs import vae as vae_config
@@ -65,16 +64,11 @@ def _load() -> float:
 def make_jax_runner(config, images: np.ndarray, steps: int):
   """Returns `run() -> seconds` for `steps` steps of the experiment's compiled chunk."""
   task = vae.create_task(config, input_pipeline.random_dataset(0, 0))
-  tx = training.create_optimizer(config)
-  key = jax.random.key(config.seed)
-  init_key, loop_key = jax.random.split(key)
-  del key
-  params, extra = jax.jit(task.init)(init_key)
-  state = {'params': params, 'opt_state': tx.init(params), 'extra': extra, 'step': jnp.int32(0)}
-  state = jax.tree.map(lambda x: x[None], state)  # A member axis of one, as a single run.
-  loop_keys = loop_key[None]
+  states, keys = training.init_members(task, [config])
+  state = jax.tree.map(lambda x: x[None], states[0])  # A member axis of one, as a single run.
+  loop_keys = keys['loop']
   train_images = jax.device_put(images)
-  train_chunk = training.make_train_chunk(task, tx, batched=False)
+  train_chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False)
 
   def run():
     nonlocal state

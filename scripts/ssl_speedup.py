@@ -60,17 +60,11 @@ def _load() -> float:
 def make_runner(config, steps: int):
   """Returns `(run() -> seconds, compile_seconds)` for `steps` compiled steps of one mode."""
   task = ssl.create_task(config)
-  tx = training.create_optimizer(config)
-  key = jax.random.key(config.seed)
-  init_key, loop_key = jax.random.split(key)
-  del key
-  params, extra = jax.jit(task.init)(init_key)
-  member = {'params': params, 'opt_state': tx.init(params), 'extra': extra,
-            'step': np.int32(0)}
-  state = jax.tree.map(lambda x: x[None], member)  # A group of one member.
-  loop_keys = loop_key[None]
+  states, keys = training.init_members(task, [config])
+  state = jax.tree.map(lambda x: x[None], states[0])  # A group of one member.
+  loop_keys = keys['loop']
   data = jax.device_put(task.data)
-  train_chunk = training.make_train_chunk(task, tx, batched=False,
+  train_chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False,
                                          step_loop=config.step_loop)
 
   def run():
