@@ -9,12 +9,20 @@
   E[log p(x_l | h2)], h ~ p(h | x_u); the metric is the test NLL
   -log (1/m) sum_i p(x_l | h2_i) with m ancestral samples.
 * 'vae': generative modelling 784-200-784 (Bernoulli) or 784-(20x10)-784
-  (categorical), with a uniform or learned prior. Training minimizes
-  -ELBO = KL(q(z|x) || p(z)) - E_q[log p(x|z)], the KL analytic and the
-  expectation's gradient from the estimator; `vimco` instead maximizes its
-  multi-sample bound with log-weights log p(x, z) - log q(z|x). The metrics
-  are the test -ELBO with one discrete sample from q and the importance
-  weighted bound with m samples.
+  (categorical), with a learned (the final text of [GS]) or uniform prior.
+  Training minimizes -ELBO = KL(q(z|x) || p(z)) - E_q[log p(x|z)]. What the
+  estimator sees as `f` follows what it is (`learning_signal`): most get the
+  reconstruction log p(x|z), the KL analytic; estimators that normalize
+  their learning signal (sf, nvil, darn, muprop: [NVIL] divides the whole
+  signal by its running standard deviation, KL terms included) get the whole
+  log-weight log p(x|z) + log p(z) - log q(z|x), with q's logits held fixed
+  inside f (its score term carries the encoder's gradient, as in [NVIL]);
+  `vimco` maximizes its multi-sample bound of the same log-weights. The
+  metrics ([GS] section 4.2) are the test NLL bound -log (1/m) sum_i
+  p(x, z_i) / q(z_i|x) with m = 1000 discrete samples (the table's number),
+  the -ELBO with one discrete sample and, for estimators trained on relaxed
+  samples (`Estimator.relaxed`), the relaxed -ELBO at the final temperature
+  ([CON] Figure 4's integrality gap).
 
 Each stochastic layer gets its own instance of the estimator that
 `config.estimator.name` picks from `gumbel.ESTIMATORS`: the `f` of layer 1
@@ -31,7 +39,7 @@ References:
 
 import functools
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -47,8 +55,6 @@ from experiments import training
 TASKS = ('sbn', 'vae')
 LATENTS = ('bernoulli', 'categorical')
 PRIORS = ('uniform', 'learned')
-# Estimators whose `temperature` follows config.temperature's schedule.
-SCHEDULED_TEMPERATURE = ('gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao')
 NUM_PIXELS = 784
 HALF = NUM_PIXELS // 2
 
@@ -83,6 +89,13 @@ class Layer:
     if self.kind == 'bernoulli':
       return jnp.sum(sample * logits - jax.nn.softplus(logits), axis=-1)
     return jnp.sum(sample * jax.nn.log_softmax(logits), axis=(-2, -1))
+
+  def relaxed_sample(self, key: jax.Array, logits: jax.Array, temperature) -> jax.Array:
+    """A relaxed (Concrete / binary Concrete) sample at `temperature` (no gradient)."""
+    logits = jax.lax.stop_gradient(logits)
+    if self.kind == 'bernoulli':
+      return gumbel.relaxed_bernoulli(key, logits, temperature)
+    return gumbel.gumbel_softmax(key, logits, temperature)
 
   def kl(self, logits: jax.Array, prior_logits: jax.Array) -> jax.Array:
     """KL(q || p) summed over the layer: [B]."""
@@ -147,18 +160,43 @@ def prior_logits(params, layer: Layer) -> jax.Array:
   return jnp.zeros((layer.num_vars,) + ((layer.num_classes,) if layer.kind == 'categorical' else ()))
 
 
+def temperature_schedule(config) -> Callable:
+  """`step -> tau` of `config.temperature` (every estimator with a `temperature`)."""
+  t = config.temperature
+  if t.schedule == 'exponential':
+    return gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
+  return gumbel.constant_temperature(t.tau0)
+
+
+def follows_schedule(estimator_name: str) -> bool:
+  """Whether the estimator's `apply` takes a temperature (so it is annealed)."""
+  return 'temperature' in gumbel.get_estimator(estimator_name).hparams
+
+
+def learning_signal(config) -> str:
+  """What a VAE's estimator gets as `f`: 'log_weight' or 'reconstruction'.
+
+  'log_weight' (log p(x|z) + log p(z) - log q(z|x)) for the multi-sample
+  bound of vimco and for estimators that normalize their signal (with
+  `normalize` on), whose normalization [NVIL] applies to the whole learning
+  signal; 'reconstruction' (log p(x|z), the KL analytic) otherwise.
+  """
+  estimator = gumbel.get_estimator(config.estimator.name)
+  if estimator.objective == 'multi_sample_bound':
+    return 'log_weight'
+  if estimator.normalizes_signal and config.estimator.hparams.get(
+      'normalize', estimator.hparams['normalize'].default):
+    return 'log_weight'
+  return 'reconstruction'
+
+
 def estimator_hparams(config, num_train: int, step):
   """The estimator's `apply` keyword arguments at `step` (schedules included)."""
-  name = config.estimator.name
   hparams = dict(config.estimator.hparams)
-  if name in SCHEDULED_TEMPERATURE:
-    t = config.temperature
-    if t.schedule == 'exponential':
-      schedule = gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
-    else:
-      schedule = gumbel.constant_temperature(t.tau0)
-    hparams['temperature'] = schedule(step)
-  if name == 'annealed_st':
+  declared = gumbel.get_estimator(config.estimator.name).hparams
+  if 'temperature' in declared:
+    hparams['temperature'] = temperature_schedule(config)(step)
+  if 'slope' in declared:
     s = config.estimator.slope
     epochs = step * config.batch_size / num_train
     hparams['slope'] = jnp.minimum(s.max, 1.0 + s.rate * epochs)
@@ -217,14 +255,19 @@ def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
     return objectives.bernoulli_log_likelihood(
         logits=nets['decoder'].apply(params['decoder'], layer.flatten(z)), targets=x)
 
-  if config.estimator.name == 'vimco':
+  kl = layer.kl(logits, prior)
+  if learning_signal(config) == 'log_weight':
     prior_b = jnp.broadcast_to(prior, logits.shape)
-    f = lambda z: log_likelihood(z) + layer.log_prob(prior_b, z) - layer.log_prob(logits, z)
-    kl = jnp.zeros(x.shape[:1])
-  else:
-    f = log_likelihood
-    kl = layer.kl(logits, prior)
-  s, aux, state = estimator.apply(key, logits, f, states['latent'], kind=layer.kind, **hparams)
+    # vimco's bound differentiates the log-weights themselves; the normalized
+    # score-function estimators take q's gradient from the score term only.
+    q_logits = logits if estimator.objective == 'multi_sample_bound' else (
+        jax.lax.stop_gradient(logits))
+    f = lambda z: log_likelihood(z) + layer.log_prob(prior_b, z) - layer.log_prob(q_logits, z)
+    s, aux, state = estimator.apply(key, logits, f, states['latent'], kind=layer.kind,
+                                    **hparams)
+    return -s, jax.lax.stop_gradient(kl), {'latent': state}, aux
+  s, aux, state = estimator.apply(key, logits, log_likelihood, states['latent'],
+                                  kind=layer.kind, **hparams)
   return kl - s, kl, {'latent': state}, aux
 
 
@@ -234,8 +277,17 @@ def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
 
 
 @functools.lru_cache(maxsize=None)
-def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int):
+def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int,
+             relaxed_temperature: Optional[float] = None):
   """A cached evaluation function per model shape, shared by all estimators.
+
+  Metrics per example, all of the discrete model: `nll`, the m-sample bound
+  -log (1/m) sum_i w_i (m = `num_samples`; SBN: w = p(x_l | h_i), h ~ p(h |
+  x_u); VAE: w = p(x, z_i) / q(z_i | x)); the VAE's `neg_elbo` with one
+  discrete sample. With `relaxed_temperature`, also the one-sample relaxed
+  objective at that temperature that a relaxed estimator trains on
+  (`relaxed_neg_elbo`; SBN: `relaxed_nll_bound`, beside the discrete
+  one-sample `nll_bound`).
 
   Returns:
     `eval_batch(params, extra, x, key) -> {name: [B]}`.
@@ -260,15 +312,23 @@ def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int):
     x_u, x_l = x[:, :HALF], x[:, HALF:]
     logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
 
-    def log_weight(k):  # log p(x_l | h2), h ~ p(h | x_u) ancestrally.
+    def log_weight(k, sample=lambda k, logits, layer: layer.sample(k, logits)):
+      """log p(x_l | h2), h ~ p(h | x_u) ancestrally (or relaxed samples)."""
       k1, k2 = jax.random.split(k)
-      h1 = layers[0].sample(k1, logits1)
+      h1 = sample(k1, logits1, layers[0])
       logits2 = layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
-      h2 = layers[1].sample(k2, logits2)
+      h2 = sample(k2, logits2, layers[1])
       return objectives.bernoulli_log_likelihood(
           logits=nets['output'].apply(params['output'], layers[1].flatten(h2)), targets=x_l)
 
-    return {f'nll_m{num_samples}': -iw_bound(log_weight, key)}
+    key_iw, key_one, key_relaxed = jax.random.split(key, 3)
+    out = {'nll': -iw_bound(log_weight, key_iw)}
+    if relaxed_temperature is not None:
+      out['nll_bound'] = -log_weight(key_one)
+      out['relaxed_nll_bound'] = -log_weight(
+          key_relaxed, lambda k, logits, layer: layer.relaxed_sample(k, logits,
+                                                                     relaxed_temperature))
+    return out
 
   def vae_eval(params, extra, x, key):
     del extra
@@ -285,8 +345,14 @@ def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int):
       return log_likelihood(z) + layer.log_prob(prior, z) - layer.log_prob(logits, z)
 
     key_elbo, key_iw = jax.random.split(key)
-    neg_elbo = layer.kl(logits, prior) - log_likelihood(layer.sample(key_elbo, logits))
-    return {'neg_elbo': neg_elbo, f'nll_iw{num_samples}': -iw_bound(log_weight, key_iw)}
+    kl = layer.kl(logits, prior)
+    out = {'neg_elbo': kl - log_likelihood(layer.sample(key_elbo, logits)),
+           'nll': -iw_bound(log_weight, key_iw)}
+    if relaxed_temperature is not None:
+      key_relaxed = jax.random.fold_in(key, 1)
+      out['relaxed_neg_elbo'] = kl - log_likelihood(
+          layer.relaxed_sample(key_relaxed, logits, relaxed_temperature))
+    return out
 
   return sbn_eval if task == 'sbn' else vae_eval
 
@@ -322,6 +388,10 @@ def create_task(config: ml_collections.ConfigDict,
                                          config.eval.num_examples)
   surrogate_fn = sbn_surrogate if config.model.task == 'sbn' else vae_surrogate
   kwargs = dict(config=config, nets=nets, layers=layers)
+  relaxed_temperature = None
+  if estimator.relaxed:  # Its training objective at the final temperature, for the gap.
+    relaxed_temperature = (float(temperature_schedule(config)(config.num_train_steps))
+                           if follows_schedule(config.estimator.name) else 1.0)
 
   def init(key):
     key_params, key_state = jax.random.split(key)
@@ -378,8 +448,9 @@ def create_task(config: ml_collections.ConfigDict,
       data=data.train,
       eval_batch={
           'valid': _eval_fn(model_key(config), config.eval.valid_num_samples,
-                            config.eval.sample_chunk),
-          'test': _eval_fn(model_key(config), config.eval.num_samples, config.eval.sample_chunk),
+                            config.eval.sample_chunk, relaxed_temperature),
+          'test': _eval_fn(model_key(config), config.eval.num_samples, config.eval.sample_chunk,
+                           relaxed_temperature),
       },
       eval_data=eval_data,
       grad_variance=grad_variance if config.grad_var_every else None,

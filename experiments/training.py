@@ -24,9 +24,12 @@ host callback inside the scan prints progress at least every
 
 import dataclasses
 import functools
+import importlib.metadata
 import json
 import logging as std_logging
 import os
+import platform
+import subprocess
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -412,6 +415,39 @@ def _write_json_atomically(path: str, value: dict):
                   'the evaluation runs again.') from e
 
 
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict:
+  """Where a result comes from: the code's git commit, the versions, the device.
+
+  Read once per process (a worker keeps the commit it started with).
+  """
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def git(*args):
+    try:
+      return subprocess.run(['git', *args], cwd=root, capture_output=True, text=True,
+                            timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+      return None
+
+  versions = {}
+  for package in ('jax', 'jaxlib', 'flax', 'optax', 'numpy'):
+    try:
+      versions[package] = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+      versions[package] = None
+  device = jax.devices()[0]
+  status = git('status', '--porcelain', '--untracked-files=no')
+  return {
+      'git_commit': git('rev-parse', 'HEAD'),
+      'git_dirty': None if status is None else bool(status),
+      'versions': versions,
+      'device': f'{device.platform}:{getattr(device, "device_kind", "?")} x{jax.device_count()}',
+      'host': f'{platform.machine()} {os.cpu_count()} cores',
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
+  }
+
+
 def _summary(metrics: dict, m: int) -> dict:
   return {f'train/{k}': float(np.mean(v[:, m])) for k, v in metrics.items()}
 
@@ -494,6 +530,7 @@ def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard)
     os.makedirs(workdir, exist_ok=True)
 
   config = configs[0]
+  wall_start = time.perf_counter()
   task = create_task(config)
   devices = list(devices or jax.devices())
   num_members = len(configs)
@@ -591,8 +628,11 @@ def _run(create_task, configs, workdirs, *, on_nonfinite, devices, label, guard)
 
   with guard.interruptible(step):
     results = _evaluate_all(task, config, state, eval_keys, num_members, label)
+  origin = {**provenance(), 'wall_seconds': round(time.perf_counter() - wall_start, 1),
+            'resumed_from_step': start_step, 'members_in_program': num_members}
   for m in range(num_members):
-    result = {'step': step, **results[m], **task.info, 'diverged_step': diverged[m]}
+    result = {'step': step, **results[m], **task.info, 'diverged_step': diverged[m],
+              'provenance': origin}
     writers[m].write(step, {**results[m], **task.info})
     logging.info('%sresult %s: %s', label, workdirs[m], json.dumps(result))
     outputs[pending[m]] = {'state': _member(state, m), 'result': result}
@@ -614,8 +654,9 @@ def _log_chunk(label, step, total, steps_per_sec, metrics, main_metric, num_memb
 
 
 @functools.lru_cache(maxsize=64)
-def _jit_over_members(fn: Callable, batched: bool) -> Callable:
-  """One jitted evaluation per function: groups that share it share compilations."""
+def jit_over_members(fn: Callable, batched: bool) -> Callable:
+  """`eval_batch` jitted over the member axis (once per function: groups that share
+  the function share its compilations); what `evaluate` takes."""
   return jax.jit(_over_members(fn, batched, (0, 0, None, 0)))
 
 
@@ -628,7 +669,7 @@ def _evaluate_all(task, config, state, eval_keys, num_members, label) -> list[di
     if n == 0:
       continue
     fn = task.eval_batch[split] if isinstance(task.eval_batch, Mapping) else task.eval_batch
-    eval_fn = _jit_over_members(fn, batched)
+    eval_fn = jit_over_members(fn, batched)
     start = time.perf_counter()
     keys = jax.vmap(jax.random.fold_in, (0, None))(eval_keys, j)
     means = evaluate(eval_fn, state['params'], state['extra'], examples, keys,

@@ -23,6 +23,7 @@ The data can be overridden, e.g. --data_source=idx
 """
 
 import functools
+import json
 import math
 import os
 import signal
@@ -76,6 +77,10 @@ def define_flags():
   flags.DEFINE_string('data_name', None, 'Override data.name.')
   flags.DEFINE_string('binarization', None, 'Override data.binarization.')
   flags.DEFINE_bool('worker', False, 'Internal: one of the --workers processes.')
+  flags.DEFINE_bool('estimate', False, 'Print each cell\'s runs, member-steps and estimated '
+                    'hours on this machine (from a short timing of each compiled program) and '
+                    'the total, then exit without training.')
+  flags.DEFINE_integer('estimate_steps', 20, 'Steps timed per program by --estimate.')
   flags.DEFINE_integer('workers', 0, 'Local worker processes sharing the grid as a work queue, '
                        'XLA on one thread each; 0: one per CPU core (at most 8) when JAX runs '
                        'on the CPU and --shard is not given, else 1.')
@@ -104,11 +109,20 @@ def cell_members(preset, rows, estimators, workdir, overrides=None) -> dict:
 
 
 def metric_names(config) -> tuple[str, str]:
-  """(validation metric, test metric) of a member config: lower is better."""
-  if config.model.task == 'sbn':
-    return (f'valid/nll_m{config.eval.valid_num_samples}',
-            f'test/nll_m{config.eval.num_samples}')
-  return 'valid/neg_elbo', 'test/neg_elbo'
+  """(validation metric, test metric) of a member config: lower is better.
+
+  Both rows' number is the m-sample bound `nll` ([GS] section 4: SBN test NLL
+  and the VAEs' "multi-sample bound for evaluation with m = 1000"); the
+  validation split chooses on the same kind of bound (m =
+  eval.valid_num_samples).
+  """
+  del config
+  return 'valid/nll', 'test/nll'
+
+
+# Other test metrics a cell reports beside its number (csv columns), when present.
+EXTRA_TEST_METRICS = {'neg_elbo': 'test/neg_elbo', 'nll_bound': 'test/nll_bound',
+                      'relaxed': 'test/relaxed_neg_elbo', 'relaxed_sbn': 'test/relaxed_nll_bound'}
 
 
 # The swept fields that validation chooses (the seeds are averaged over).
@@ -132,20 +146,26 @@ def summarize(members) -> dict:
   best = min(by_setting, key=lambda k: np.mean([r[valid_key] for r in by_setting[k]]))
   chosen = by_setting[best]
   tests = np.asarray([r[test_key] for r in chosen])
-  extra = [k for k in chosen[0] if k.startswith('test/nll_iw')]
   out.update({
       'learning_rate': best[0], 'mean': float(tests.mean()),
       'std': float(tests.std(ddof=1)) if len(tests) > 1 else float('nan'),
       'seeds': len(tests), 'valid': float(np.mean([r[valid_key] for r in chosen])),
       'data': chosen[0].get('data', '?'),
+      'm': members[0].config.eval.num_samples,
+      'prior': members[0].config.model.prior if members[0].config.model.task == 'vae' else '',
+      'commits': sorted({str((r.get('provenance') or {}).get('git_commit'))[:10]
+                         for r in chosen}),
+      'wall_seconds': float(np.mean([(r.get('provenance') or {}).get('wall_seconds', np.nan)
+                                     / (r.get('provenance') or {}).get('members_in_program', 1)
+                                     for r in chosen])),
   })
+  for name, key in EXTRA_TEST_METRICS.items():
+    if all(key in r for r in chosen):
+      out[name] = float(np.mean([r[key] for r in chosen]))
   # What else the cell swept (the annealing, in the paper preset's VAE cells).
   varying = [i for i in range(1, len(CHOSEN_ON_VALIDATION))
              if len({_setting(m.config)[i] for m in members}) > 1]
   out['chosen'] = ','.join(f'{CHOSEN_ON_VALIDATION[i]}={best[i]}' for i in varying)
-  if extra:
-    out['nll_iw'] = float(np.mean([r[extra[0]] for r in chosen]))
-    out['nll_iw_key'] = extra[0]
   return out
 
 
@@ -154,12 +174,16 @@ def _spearman(a, b) -> float:
   return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _ordering(values: dict) -> str:
+  return ' < '.join(sorted(values, key=values.get))
+
+
 def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
                 wall_seconds: float | None = None) -> str:
   """Writes table1.md and table1.csv; returns the markdown."""
   summaries = {key: summarize(members) for key, members in cells.items()}
   columns = [c for c in COLUMNS if c in estimators]
-  header = ['model'] + [f'{c} (paper)' if c in PAPER_COLUMNS else c for c in columns]
+  header = ['model'] + [f'{c} (paper, diff)' if c in PAPER_COLUMNS else c for c in columns]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   csv_rows = []
   for row in rows:
@@ -175,40 +199,61 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
         spread = '' if math.isnan(s['std']) else f' ± {s["std"]:.1f}'
         text = f'{s["mean"]:.1f}{spread}'
       if paper is not None:
-        text += f' ({paper})'
+        text += (f' ({paper}, {s["mean"] - paper:+.1f})' if s is not None and 'mean' in s
+                 else f' ({paper})')
       cellsx.append(text)
       if s is not None:
         csv_rows.append({
             'row': row, 'estimator': c, 'paper': paper, 'mean': s.get('mean'),
+            'diff': (s['mean'] - paper) if paper is not None and 'mean' in s else None,
             'std': s.get('std'), 'seeds': s.get('seeds'), 'learning_rate': s.get('learning_rate'),
-            'also_chosen': s.get('chosen', ''),
-            'valid': s.get('valid'), 'metric': s['test_key'], 'nll_iw': s.get('nll_iw'),
-            'nll_iw_metric': s.get('nll_iw_key'), 'data': s.get('data'),
+            'also_chosen': s.get('chosen', ''), 'valid': s.get('valid'),
+            'metric': s['test_key'], 'm': s.get('m'),
+            'neg_elbo_one_sample': s.get('neg_elbo'),
+            'relaxed_final_tau': s.get('relaxed', s.get('relaxed_sbn')),
+            'discrete_one_sample': s.get('neg_elbo', s.get('nll_bound')),
+            'prior': s.get('prior'), 'data': s.get('data'),
+            'run_seconds': s.get('wall_seconds'), 'commits': ' '.join(s.get('commits', [])),
             'missing': len(s['missing']), 'diverged': len(s['diverged'])})
     lines.append('| ' + ' | '.join(cellsx) + ' |')
+  priors = sorted({s['prior'] for s in summaries.values() if s.get('prior')})
+  ms = sorted({s['m'] for s in summaries.values() if s.get('m')})
   md = [f'# [GS] Table 1, preset `{preset}`', '',
-        'SBN rows: test NLL (m importance samples); VAE rows: test -ELBO (one-hot / binary '
-        'samples, analytic KL). Each cell: mean ± standard deviation over seeds at the learning '
-        'rate (and, where swept, the annealing) chosen on validation; table1.csv names them; (paper) is [GS] Table 1, measured on the Larochelle binarized '
-        'MNIST, which is not available offline.', '']
+        f'Both rows\' number is the test m-sample bound (m = {", ".join(map(str, ms)) or "?"}) '
+        'of the discrete model: SBN rows -log (1/m) sum_i p(x_lower | h_i); VAE rows -log (1/m) '
+        'sum_i p(x, z_i) / q(z_i | x) ([GS] section 4.2), the one-sample -ELBO beside it in '
+        f'table1.csv; VAE prior: {", ".join(priors) or "?"}. Each cell: mean (± standard '
+        'deviation over seeds, where there are several) at the learning rate (and, where '
+        'swept, the annealing) chosen on validation on the same kind of bound; table1.csv '
+        'names them. (paper, diff): [GS] Table 1 and ours minus the paper\'s, measured on the '
+        'Larochelle binarized MNIST, which is not available offline.', '']
   md += lines
   data = sorted({s.get('data') for s in summaries.values() if s.get('data')})
-  md += ['', f'Data: {", ".join(data) or "?"}.']
+  commits = sorted({c for s in summaries.values() for c in s.get('commits', [])})
+  md += ['', f'Data: {", ".join(data) or "?"}. Code: commit(s) {", ".join(commits) or "?"}.']
   if wall_seconds is not None:
     md.append(f'Wall time of this run: {training.format_duration(wall_seconds)}.')
   # How our ordering of the paper's estimators compares with the paper's.
-  md += ['', '| model | our best (paper columns) | paper best | Spearman rank correlation |',
-         '|---|---|---|---|']
+  md += ['', '| model | our ordering (paper columns, best first) | paper\'s ordering | '
+         'Spearman rank correlation |', '|---|---|---|---|']
   for row in rows:
-    ours = [(c, summaries.get((row, c), {}).get('mean')) for c in PAPER_COLUMNS]
-    ours = [(c, v) for c, v in ours if v is not None]
+    ours = {c: summaries.get((row, c), {}).get('mean') for c in PAPER_COLUMNS}
+    ours = {c: v for c, v in ours.items() if v is not None}
     if len(ours) < 3:
       continue
-    paper = [PAPER[row][PAPER_COLUMNS.index(c)] for c, _ in ours]
-    best = min(ours, key=lambda cv: cv[1])[0]
-    paper_best = PAPER_COLUMNS[int(np.argmin(PAPER[row]))]
-    md.append(f'| {ROW_NAMES[row]} | {best} | {paper_best} | '
-              f'{_spearman([v for _, v in ours], paper):+.2f} |')
+    paper = {c: PAPER[row][PAPER_COLUMNS.index(c)] for c in ours}
+    md.append(f'| {ROW_NAMES[row]} | {_ordering(ours)} | {_ordering(paper)} | '
+              f'{_spearman(list(ours.values()), list(paper.values())):+.2f} |')
+  gaps = [r for r in csv_rows if r['relaxed_final_tau'] is not None and r['mean'] is not None]
+  if gaps:
+    md += ['', 'Estimators trained on relaxed samples: the relaxed objective they train on, at '
+           'the final temperature, beside the same one-sample objective of the discrete model '
+           '(test, nats; [CON] Figure 4\'s integrality gap).', '',
+           '| model | estimator | discrete, one sample | relaxed, one sample | gap |',
+           '|---|---|---|---|---|']
+    for r in gaps:
+      md.append(f'| {ROW_NAMES[r["row"]]} | {r["estimator"]} | {r["discrete_one_sample"]:.1f} | '
+                f'{r["relaxed_final_tau"]:.1f} | {r["discrete_one_sample"] - r["relaxed_final_tau"]:+.1f} |')
   return tables.write(workdir, 'table1', md, csv_rows, summaries, first_field='row')
 
 
@@ -312,10 +357,117 @@ def num_workers(requested: int, shard_count: int, no_training: bool) -> int:
   return max(1, min(os.cpu_count() or 1, _MAX_AUTO_WORKERS))
 
 
+# The H200 sweep benchmark (docs/benchmarks/benchmark_sweep_{cpu,h200}.jsonl):
+# aggregate model-steps/s of a Table 1 program on one H200 over one member on
+# this CPU, for a group of one member (alone) and of 8 vmapped members.
+_BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           'docs', 'benchmarks')
+
+
+def h200_speedups() -> dict:
+  """`{(task, group size 1 or 8): H200 aggregate model-steps/s over this CPU's}`."""
+  def read(name):
+    with open(os.path.join(_BENCHMARKS, name)) as f:
+      return {(r['model'], r['setting']): r['aggregate_model_steps_per_sec']
+              for r in map(json.loads, f)}
+  cpu, gpu = read('benchmark_sweep_cpu.jsonl'), read('benchmark_sweep_h200.jsonl')
+  out = {}
+  for model, task in (('vae_cat', 'vae'), ('sbn_cat', 'sbn')):
+    out[(task, 1)] = gpu[(model, 'alone')] / cpu[(model, 'alone')]
+    out[(task, 8)] = gpu[(model, 'vmap8')] / cpu[(model, 'alone')]
+  return out
+
+
+def _block(tree):
+  return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, 'block_until_ready') else x,
+                      tree)
+
+
+def time_cell(config, dataset, steps: int) -> dict:
+  """Seconds per training step and per run of one member (training, grad_var, evaluation).
+
+  Compiles the cell's program, times `steps` steps after compilation and one
+  batch of each evaluation split, and scales them to the config's budget.
+  """
+  task = estimator_comparison.create_task(config, dataset)
+  states, keys = training.init_members(task, [config])
+  chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False,
+                                    step_loop=config.get('step_loop', 'scan'))
+  state = jax.tree.map(lambda x: x[None], states[0])
+  data = jax.device_put(task.data)
+  start = time.perf_counter()
+  state, _ = _block(chunk(state, keys['loop'], data, num_steps=steps))
+  compile_seconds = time.perf_counter() - start
+  start = time.perf_counter()
+  state, _ = _block(chunk(state, keys['loop'], data, num_steps=steps))
+  step_seconds = (time.perf_counter() - start) / steps
+  eval_seconds = 0.0
+  for split, examples in task.eval_data.items():
+    n = len(jax.tree.leaves(examples)[0])
+    if not n:
+      continue
+    fn = training.jit_over_members(task.eval_batch[split], False)
+    batch = jax.tree.map(lambda x: x[:config.eval.batch_size], examples)
+    training.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
+                      config.eval.batch_size)  # Compiles.
+    start = time.perf_counter()
+    training.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
+                      config.eval.batch_size)
+    eval_seconds += (time.perf_counter() - start) * math.ceil(n / config.eval.batch_size)
+  grad_var_steps = (config.num_train_steps // config.grad_var_every * config.grad_var_samples
+                    if config.grad_var_every else 0)
+  run_seconds = (config.num_train_steps + grad_var_steps) * step_seconds + eval_seconds
+  return {'step_seconds': step_seconds, 'eval_seconds': eval_seconds,
+          'compile_seconds': compile_seconds, 'run_seconds': run_seconds}
+
+
+def estimate(cells: dict, steps: int, workers: int) -> str:
+  """The --estimate table: per cell its runs, member-steps and hours here and on one H200."""
+  speedups = h200_speedups()
+  datasets = {}
+  lines = ['| model | estimator | runs | member-steps | ms/step | eval s/run | hours/run | '
+           'hours (cell) | paper preset: runs | hours |', '|---|---|---|---|---|---|---|---|---|---|']
+  total = paper_total = h200 = paper_h200 = 0.0
+  num_runs = num_paper_runs = 0
+  for (row, name), members in cells.items():
+    config = members[0].config
+    data_key = config.data.to_json()
+    if data_key not in datasets:
+      datasets[data_key] = estimator_comparison.input_pipeline.load_dataset(config.data)
+    t = time_cell(config, datasets[data_key], steps)
+    paper_runs = len(sweep.expand(config, table_config.get_hyper(
+        sweep, f'model={row},estimator={name},preset=paper'), '/nonexistent', None))
+    cell, paper_cell = len(members) * t['run_seconds'], paper_runs * t['run_seconds']
+    total, paper_total = total + cell, paper_total + paper_cell
+    num_runs, num_paper_runs = num_runs + len(members), num_paper_runs + paper_runs
+    task = config.model.task
+    group = len(sweep.group(members)[0])
+    h200 += cell / speedups[(task, 1 if group < 8 else 8)]
+    paper_h200 += paper_cell / speedups[(task, 8)]
+    lines.append(f'| {ROW_NAMES[row]} | {name} | {len(members)} | '
+                 f'{len(members) * config.num_train_steps:,} | {1000 * t["step_seconds"]:.2f} | '
+                 f'{t["eval_seconds"]:.0f} | {t["run_seconds"] / 3600:.3f} | {cell / 3600:.2f} | '
+                 f'{paper_runs} | {paper_cell / 3600:.1f} |')
+    logging.info('estimate %s %s: %s (compiled in %.1f s)', row, name, t, t['compile_seconds'])
+  lines += ['', f'Total: {num_runs} runs, {total / 3600:.1f} CPU-hours on this machine, '
+            f'{total / 3600 / workers:.1f} h wall with {workers} worker(s); about '
+            f'{h200 / 3600:.1f} h on one H200. The paper preset (same runs, three seeds x six '
+            f'learning rates): {num_paper_runs} runs, {paper_total / 3600:.0f} CPU-hours here, '
+            f'about {paper_h200 / 3600:.1f} h on one H200.',
+            'H200 hours scale each cell by the H200 sweep benchmark (docs/benchmarks/'
+            'benchmark_sweep_*.jsonl: VAE (Cat.) gumbel_softmax for the VAE cells, SBN (Cat.) '
+            'rebar for the SBN cells; one member alone for groups under 8, 8 vmapped '
+            'members otherwise), evaluation included.']
+  return '\n'.join(lines)
+
+
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   training.quiet_orbax_logs()
+  if FLAGS.estimate and jax.config.jax_platforms in (None, '', 'cpu'):
+    # Time what a --workers process runs: XLA on one thread (before JAX starts its backend).
+    os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for row in FLAGS.rows:
@@ -331,6 +483,9 @@ def _main(argv):
   cells = cell_members(FLAGS.preset, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, overrides)
   members = [m for ms in cells.values() for m in ms]
   index, count = sweep.parse_shard(FLAGS.shard)
+  if FLAGS.estimate:
+    print(estimate(cells, FLAGS.estimate_steps, num_workers(FLAGS.workers, count, False)))
+    return
   workers = num_workers(FLAGS.workers, count, FLAGS.worker or FLAGS.collect_only)
   if workers > 1:
     if count != 1:

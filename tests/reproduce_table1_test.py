@@ -31,9 +31,9 @@ def test_table_picks_on_validation_and_marks_unsupported_cells(finished):
   assert ('sbn_cat', 'disarm') not in cells  # Bernoulli-only: n/a.
   text = table.write_table(cells, rows, estimators, workdir, 'tiny')
   lines = text.splitlines()
-  assert '| model | sf (paper) | disarm |' in lines
+  assert '| model | sf (paper, diff) | disarm |' in lines
   sbn = next(l for l in lines if l.startswith('| SBN (Cat.)'))
-  assert sbn.endswith('| n/a |') and '(73.1)' in sbn and '±' in sbn
+  assert sbn.endswith('| n/a |') and '(73.1, ' in sbn and '±' in sbn
   assert 'Missing' not in text
   with open(os.path.join(workdir, 'table1.csv')) as f:
     records = list(csv.DictReader(f))
@@ -102,8 +102,8 @@ def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
     os.makedirs(m.workdir)
     with open(os.path.join(m.workdir, 'result.json'), 'w') as f:
       json.dump({'step': m.config.num_train_steps,
-                 'valid/neg_elbo': (90.0 if best else 100.0) + m.config.seed,
-                 'test/neg_elbo': (80.0 if best else 70.0) + m.config.seed}, f)
+                 'valid/nll': (90.0 if best else 100.0) + m.config.seed,
+                 'test/nll': (80.0 if best else 70.0) + m.config.seed}, f)
   summary = table.summarize(members)
   assert summary['learning_rate'] == 3e-4
   assert summary['chosen'] == 'temperature.interval=1000'

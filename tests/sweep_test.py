@@ -148,7 +148,7 @@ def test_sweep_killed_with_sigkill_resumes_and_loses_no_finished_member(tmp_path
   results = sweep.run(reference)
   for d, ref in zip(second, reference):
     resumed = training.read_result(str(d))
-    for key in ('test/neg_elbo', 'test/nll_iw4', 'valid/neg_elbo'):
+    for key in ('test/neg_elbo', 'test/nll', 'valid/neg_elbo'):
       assert resumed[key] == pytest.approx(results[ref.workdir][key], rel=1e-6), key
     steps = [json.loads(l)['step'] for l in (d / 'metrics.jsonl').read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(3000) == 2  # Last train line + results.

@@ -1,8 +1,15 @@
 """Gradient estimators for discrete latent variables, behind one signature.
 
-Every estimator is an `Estimator(init, apply, kinds, unbiased)` looked up by
-its config string in `ESTIMATORS` (unknown names raise a `ValueError` that
-lists the valid ones):
+Every estimator is an `Estimator` (init, apply, kinds, unbiased, and its
+declared hyperparameters `hparams` / `init_hparams` with defaults and allowed
+ranges, `objective`, `relaxed`) looked up by its config string in
+`ESTIMATORS` (unknown names raise a `ValueError` that lists the valid ones).
+`inspect.signature(ESTIMATORS[name].apply)` and `help` show its
+hyperparameters; an unknown hyperparameter, a missing `kind`, a concrete value
+out of range (a temperature <= 0 or non-finite, ...) or a state that did not
+come from that estimator's `init` raise a `ValueError` naming the estimator
+and what it allows. Traced values (under `jit`, `vmap`, `grad`) are not
+range-checked.
 
   state = estimator.init(key, logits, *, kind, **init_hparams)
   surrogate, aux, new_state = estimator.apply(
@@ -111,9 +118,14 @@ References:
     Straight-Through and Beyond. NeurIPS 2023, arXiv:2304.08612.
 """
 
+import inspect
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
+import jax
 import jax.numpy as jnp
+import numpy as np
+
+from gumbel import distributions
 
 from gumbel.estimators import _common as common
 from gumbel.estimators import control_variates
@@ -142,49 +154,136 @@ ObjectiveFn = common.ObjectiveFn
 KINDS = common.KINDS
 
 
+class HParam(NamedTuple):
+  """One hyperparameter of an estimator, declared once on its `Estimator`.
+
+  Attributes:
+    default: the value used when the caller does not pass it.
+    allowed: what concrete values may be (`ALLOWED`): 'positive' (finite,
+      > 0; temperatures are checked as `gumbel.check_temperature` checks
+      them), 'fraction' (0 <= x < 1), 'bool', 'int>=1', 'int>=2', 'real'
+      (finite).
+    doc: one line for `help` and error messages.
+  """
+  default: Any
+  allowed: str
+  doc: str
+
+
+ALLOWED = ('positive', 'fraction', 'bool', 'int>=1', 'int>=2', 'real')
+
+
+def _describe(hparams: Mapping[str, HParam]) -> str:
+  if not hparams:
+    return 'none'
+  return ', '.join(f'{k}={v.default!r} ({v.allowed})' for k, v in hparams.items())
+
+
+def _check_value(estimator: str, name: str, value, spec: HParam):
+  """Raises `ValueError` for a concrete value outside `spec.allowed`; traced values pass."""
+  if isinstance(value, jax.core.Tracer):
+    return  # Traced (under jit/vmap/grad): not checked.
+  where = f'Estimator {estimator!r}: {name}'
+  if spec.allowed == 'bool':
+    if not isinstance(value, (bool, np.bool_)):
+      raise ValueError(f'{where} must be True or False, got {value!r}.')
+    return
+  if spec.allowed.startswith('int>='):
+    low = int(spec.allowed[len('int>='):])
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+      raise ValueError(f'{where} must be an integer >= {low}, got {value!r}.')
+    return
+  if spec.allowed == 'positive':
+    distributions.check_temperature(value, name=where)  # Also float16 / bfloat16.
+    if not np.all(np.isfinite(np.asarray(value, np.float64))):
+      raise ValueError(f'{where} must be finite and > 0, got {value!r}.')
+    return
+  try:
+    array = np.asarray(value, np.float64)
+  except (TypeError, ValueError):
+    raise ValueError(f'{where} must be a number, got {value!r}.') from None
+  if not np.all(np.isfinite(array)):
+    raise ValueError(f'{where} must be finite, got {value!r}.')
+  if spec.allowed == 'fraction' and not np.all((array >= 0) & (array < 1)):
+    raise ValueError(f'{where} must be in [0, 1), got {value!r}.')
+
+
+def _resolve(estimator: str, declared: Mapping[str, HParam], given: Mapping[str, Any],
+             what: str) -> dict:
+  """The declared defaults updated with `given`; unknown names and bad values raise."""
+  unknown = sorted(set(given) - set(declared))
+  if unknown:
+    raise ValueError(
+        f'Estimator {estimator!r} got unknown {what} hyperparameter(s) {unknown}; '
+        f'it takes: {_describe(declared)}.')
+  values = {k: v.default for k, v in declared.items()}
+  values.update(given)
+  for k, v in given.items():
+    _check_value(estimator, k, v, declared[k])
+  return values
+
+
+def _signature(leading: Sequence[str], declared: Mapping[str, HParam]) -> inspect.Signature:
+  P = inspect.Parameter
+  params = [P(n, P.POSITIONAL_OR_KEYWORD) for n in leading]
+  params.append(P('kind', P.KEYWORD_ONLY))
+  params += [P(k, P.KEYWORD_ONLY, default=v.default) for k, v in declared.items()]
+  return inspect.Signature(params)
+
+
+def _hparam_doc(title: str, declared: Mapping[str, HParam]) -> str:
+  if not declared:
+    return f'{title}: none.'
+  lines = [f'{title}:']
+  lines += [f'  {k}={v.default!r} ({v.allowed}): {v.doc}' for k, v in declared.items()]
+  return '\n'.join(lines)
+
 class Estimator(NamedTuple):
   """A gradient estimator: `init` makes its state, `apply` its surrogate.
 
+  Everything an estimator takes and is is declared here, once; experiments,
+  tables and tests derive from it (e.g. an experiment anneals the
+  temperature of every estimator with `'temperature' in hparams`).
+
   Attributes:
     name: the registry name.
-    init: `init(key, logits, *, kind, **hparams) -> state`.
+    init: `init(key, logits, *, kind, **init_hparams) -> state`.
     apply: `apply(key, logits, f, state, *, kind, **hparams) ->
       (surrogate [batch], aux dict, new_state)`.
     kinds: the layer types allowed, a subset of ('bernoulli', 'categorical').
     unbiased: whether E[gradient] is the exact gradient of E[f(b)] (of the
       multi-sample objective for vimco).
+    hparams: `{name: HParam}`, the keyword arguments of `apply`.
+    init_hparams: `{name: HParam}`, the keyword arguments of `init`.
+    objective: what the surrogate's value estimates: 'expectation' (E[f(b)];
+      f any per-example objective) or 'multi_sample_bound' (vimco:
+      log mean_s exp f(b_s); f must be a log-weight).
+    relaxed: True if `f` is evaluated only on relaxed samples, so the
+      surrogate's value is the relaxed objective (gumbel_softmax), not f at a
+      discrete sample.
   """
   name: str
   init: Callable[..., Any]
   apply: Callable[..., tuple[Array, dict, Any]]
   kinds: tuple[str, ...]
   unbiased: bool
+  hparams: Mapping[str, HParam] = {}
+  init_hparams: Mapping[str, HParam] = {}
+  objective: str = 'expectation'
+  relaxed: bool = False
 
-
-# ----------------------------------------------------------------------------
-# Registry.
-# ----------------------------------------------------------------------------
-
+  @property
+  def normalizes_signal(self) -> bool:
+    """Whether the estimator divides its learning signal by a running scale
+    ([NVIL] variance normalisation), so that the signal should be the whole
+    per-example objective (see `normalize`)."""
+    return 'normalize' in self.hparams
 
 class UnknownEstimatorError(KeyError, ValueError):
   """Raised for a name that is not in `ESTIMATORS`."""
 
   def __str__(self):
     return str(self.args[0])
-
-
-def _checked(name, fn, kinds):
-  def apply(key, logits, f, state, *, kind, **hparams):
-    # At trace time: the kind, the logits' rank, and what f returns.
-    common.check_kind(name, kind, kinds)
-    logits = jnp.asarray(logits)
-    common.check_logits(name, logits, kind, kinds)
-    f = common.check_objective(name, f, logits.shape[0])
-    return fn(key, logits, f, state, kind=kind, **hparams)
-
-  apply.__doc__ = fn.__doc__
-  apply.__name__ = name
-  return apply
 
 
 class _Registry(Mapping):
@@ -211,28 +310,116 @@ class _Registry(Mapping):
     return f'ESTIMATORS({", ".join(self._estimators)})'
 
 
-def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True):
-  return Estimator(name=name, init=init, apply=_checked(name, fn, kinds),
-                   kinds=kinds, unbiased=unbiased)
+def _check_state(name, init, key, logits, kind, state):
+  """Raises `ValueError` unless `state` has the structure `init` gives."""
+  try:
+    expected = jax.eval_shape(lambda k, l: init(k, l, kind=kind), key, logits)
+  except Exception:  # pylint: disable=broad-except
+    return  # A key or logits that init cannot take fail later, with their own error.
+  if jax.tree.structure(expected) != jax.tree.structure(state):
+    raise ValueError(
+        f'Estimator {name!r}: the state does not come from ESTIMATORS[{name!r}].init '
+        f'(expected the structure {jax.tree.structure(expected)}, got '
+        f'{jax.tree.structure(state)}). Make it with '
+        f'state = ESTIMATORS[{name!r}].init(key, logits, kind=...).')
 
+
+def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True, *,
+          hparams=None, init_hparams=None, objective='expectation', relaxed=False):
+  """An `Estimator` whose `init` and `apply` check their arguments first."""
+  hparams = dict(hparams or {})
+  init_hparams = dict(init_hparams or {})
+
+  def checked_init(key, logits, *, kind=None, **given):
+    common.check_kind(name, kind, kinds)
+    logits = jnp.asarray(logits)
+    common.check_logits(name, logits, kind, kinds)
+    return init(key, logits, kind=kind, **_resolve(name, init_hparams, given, 'init'))
+
+  def checked_apply(key, logits, f, state, *, kind=None, **given):
+    # At trace time: the kind, the logits' rank, the hyperparameters, the state
+    # and what f returns.
+    common.check_kind(name, kind, kinds)
+    logits = jnp.asarray(logits)
+    common.check_logits(name, logits, kind, kinds)
+    values = _resolve(name, hparams, given, 'apply')
+    _check_state(name, init, key, logits, kind, state)
+    f = common.check_objective(name, f, logits.shape[0])
+    return fn(key, logits, f, state, kind=kind, **values)
+
+  checked_apply.__name__ = f'{name}_apply'
+  checked_apply.__qualname__ = checked_apply.__name__
+  checked_apply.__signature__ = _signature(('key', 'logits', 'f', 'state'), hparams)
+  checked_apply.__doc__ = f'{fn.__doc__}\n\n  {_hparam_doc("Hyperparameters", hparams)}'
+  checked_init.__name__ = f'{name}_init'
+  checked_init.__qualname__ = checked_init.__name__
+  checked_init.__signature__ = _signature(('key', 'logits'), init_hparams)
+  checked_init.__doc__ = (
+      f"""The initial state of estimator {name!r} for layers shaped like `logits`.
+
+  Args:
+    key: a PRNG key (used by estimators with learned baselines or control
+      variates; others ignore it).
+    logits: example logits, `[batch, D]` (kind='bernoulli') or `[batch, D, K]`
+      (kind='categorical'); only their shape and event size matter.
+    kind: one of {kinds}.
+    **init_hparams: see below; unknown names raise a `ValueError`.
+
+  Returns:
+    The state `apply` takes ({'() (stateless)' if init is common.stateless_init else 'a pytree'}).
+
+  {_hparam_doc('Init hyperparameters', init_hparams)}
+  """)
+  return Estimator(name=name, init=checked_init, apply=checked_apply, kinds=kinds,
+                   unbiased=unbiased, hparams=hparams, init_hparams=init_hparams,
+                   objective=objective, relaxed=relaxed)
+
+
+_DECAY = HParam(0.9, 'fraction', 'decay of the running mean and variance of the signal')
+_NORMALIZE = HParam(True, 'bool', 'divide the learning signal by max(1, running std) [NVIL]')
+_NORMALIZED = {'decay': _DECAY, 'normalize': _NORMALIZE}
+_TEMPERATURE = HParam(1.0, 'positive', 'temperature tau of the relaxation')
+_CV_INIT = {'temperature': HParam(0.5, 'positive', 'initial temperature of the relaxed '
+                                  'control variate (learned)'),
+            'eta': HParam(1.0, 'real', 'initial scale of the control variate (learned)')}
+_CV_APPLY = {'cv_learning_rate': HParam(1e-3, 'positive', 'Adam step size of the control '
+                                        'variate parameters')}
+_HIDDEN = HParam(32, 'int>=1', 'width of the learned network')
 
 ESTIMATORS: Mapping[str, Estimator] = _Registry([
-    _make('sf', score_function.sf, score_function.sf_init),
-    _make('nvil', score_function.nvil, score_function.nvil_init),
-    _make('darn', score_function.darn, score_function.sf_init, unbiased=False),
-    _make('muprop', score_function.muprop, score_function.sf_init),
+    _make('sf', score_function.sf, score_function.sf_init, hparams=_NORMALIZED),
+    _make('nvil', score_function.nvil, score_function.nvil_init,
+          hparams={**_NORMALIZED, 'baseline_learning_rate': HParam(
+              1e-3, 'positive', 'Adam step size of the baseline network')},
+          init_hparams={'hidden': _HIDDEN}),
+    _make('darn', score_function.darn, score_function.sf_init, unbiased=False,
+          hparams=_NORMALIZED),
+    _make('muprop', score_function.muprop, score_function.sf_init, hparams=_NORMALIZED),
     _make('st', relaxed.st, unbiased=False),
-    _make('annealed_st', relaxed.annealed_st, unbiased=False),
-    _make('gumbel_softmax', relaxed.gumbel_softmax, unbiased=False),
-    _make('st_gumbel_softmax', relaxed.st_gumbel_softmax, unbiased=False),
-    _make('rebar', control_variates.rebar, control_variates.rebar_init),
-    _make('relax', control_variates.relax, control_variates.relax_init),
+    _make('annealed_st', relaxed.annealed_st, unbiased=False,
+          hparams={'slope': HParam(1.0, 'positive', 'slope of the sigmoid / softmax in the '
+                                   'backward pass (annealed upward by the caller)')}),
+    _make('gumbel_softmax', relaxed.gumbel_softmax, unbiased=False,
+          hparams={'temperature': _TEMPERATURE}, relaxed=True),
+    _make('st_gumbel_softmax', relaxed.st_gumbel_softmax, unbiased=False,
+          hparams={'temperature': _TEMPERATURE}),
+    _make('rebar', control_variates.rebar, control_variates.rebar_init,
+          hparams=_CV_APPLY, init_hparams=_CV_INIT),
+    _make('relax', control_variates.relax, control_variates.relax_init,
+          hparams=_CV_APPLY, init_hparams={**_CV_INIT, 'hidden': _HIDDEN}),
     _make('arm', coupled.arm),
     _make('arsm', coupled.arsm, kinds=common.CATEGORICAL_ONLY),
     _make('disarm', coupled.disarm, kinds=common.BERNOULLI_ONLY),
-    _make('vimco', score_function.vimco),
-    _make('gumbel_rao', relaxed.gumbel_rao, unbiased=False),
-    _make('reinmax', relaxed.reinmax, unbiased=False),
+    _make('vimco', score_function.vimco,
+          hparams={'num_samples': HParam(5, 'int>=2', 'samples S per example')},
+          objective='multi_sample_bound'),
+    _make('gumbel_rao', relaxed.gumbel_rao, unbiased=False,
+          hparams={'temperature': _TEMPERATURE,
+                   'num_conditional': HParam(10, 'int>=1', 'conditional Gumbel draws '
+                                             'averaged in the backward pass')}),
+    _make('reinmax', relaxed.reinmax, unbiased=False,
+          hparams={'temperature': HParam(1.0, 'positive', 'temperature of pi_1 (the paper '
+                                         'tunes it in [1, 1.5])')}),
 ])
 
 

@@ -37,7 +37,9 @@ CATEGORICAL_ONLY = ('categorical',)
 
 def check_kind(name: str, kind: str, kinds: Sequence[str]):
   if kind not in KINDS:
-    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
+    missing = ' (kind is required)' if kind is None else ''
+    raise ValueError(f'Estimator {name!r}: kind must be one of {tuple(kinds)}, got '
+                     f'{kind!r}{missing}.')
   if kind not in kinds:
     if kind == 'categorical':
       alternatives = 'arm (ARSM), rebar, relax, muprop or vimco'
