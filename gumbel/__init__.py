@@ -9,6 +9,7 @@ from gumbel.distributions import exp_concrete_log_prob
 from gumbel.distributions import gumbel_from_uniform
 from gumbel.distributions import gumbel_max
 from gumbel.distributions import gumbel_softmax
+from gumbel.distributions import log_gumbel_softmax
 from gumbel.distributions import logistic_from_uniform
 from gumbel.distributions import relaxed_bernoulli
 from gumbel.distributions import sample_gumbel

@@ -5,31 +5,55 @@ Noise is always drawn and transformed in float32 (float64 when the requested
 dtype is float64) and only the result is cast to the caller's dtype, so that
 float16 and bfloat16 inputs never produce inf or NaN.
 
-Validation: arguments that are concrete (Python numbers, NumPy arrays, JAX
-arrays outside a trace) are checked and bad values raise `ValueError` naming
-the value. Traced values (inside `jit`, `vmap`, `grad`) cannot be inspected
-without a host round trip and are *not* checked: a traced temperature <= 0
-gives inf/NaN outputs, exactly as the formulas do. Wrap the call in
-`jax.experimental.checkify` if you need run-time checks of traced values.
+Validation: every function checks what it can see at trace time (shapes,
+dtypes, static arguments), also under `jit`, and raises `ValueError` naming
+the function and the argument: a key that is not a PRNG key (or a PRNG key
+where logits belong: the key comes first, `gumbel_softmax(key, logits, tau)`,
+unlike PyTorch's `F.gumbel_softmax(logits, tau)`), integer or boolean logits
+(often class indices passed by mistake: cast them to float; Python numbers
+are fine), scalar logits or zero categories where a category axis is needed,
+an `axis` that is not one int or is out of range, a non-bool `hard`, and
+temperature shapes outside the rule below. Temperature *values* are checked
+when they are concrete (Python numbers, NumPy arrays, JAX arrays outside a
+trace; any integer or float dtype, float16 and bfloat16 included): <= 0, NaN
+or inf raise (`check_temperature`). Traced values (inside `jit`, `vmap`,
+`grad`) cannot be inspected without a host round trip and are *not* checked:
+a traced temperature <= 0 gives inf/NaN outputs, exactly as the formulas do.
+Wrap the call in `jax.experimental.checkify` if you need run-time checks of
+traced values.
 
-Temperatures: one rule in every function that takes one (`gumbel_softmax`,
-`relaxed_bernoulli` and the three densities). With a category axis (logits
-`[..., K]`; the batch shape is the logits' shape without it), a temperature
-may be
-  (a) a scalar;
-  (b) shaped like the batch: `[B]` for logits `[B, K]`;
-  (c) shaped like the logits with size 1 on the category axis: `[B, 1]` for
-      `[B, K]`, exactly as `logits / tau` broadcasts.
-As in TensorFlow Probability, (b) and (c) broadcast against the batch shape
-in both directions: logits `[K]` with tau `[T]` or `[T, 1]` give samples
-`[T, K]` and log-densities `[T]`. When the temperature, right-aligned
-against the logits, has size 1 at the category axis, it is read as (c) (that
-axis is dropped), otherwise as (b). The Bernoulli functions have no category
-axis: their temperature broadcasts against the logits (and x) in both
-directions. The result's batch shape is the broadcast of all batch shapes
-(x, logits, temperature), and noise is drawn at that shape. Any other shape
-raises a `ValueError` that shows the shapes and the accepted forms. A
+Temperatures: one rule in every function with a category axis
+(`gumbel_softmax`, `log_gumbel_softmax`, `concrete_log_prob`,
+`exp_concrete_log_prob`). The logits (for densities, the points and logits
+broadcast) have shape `[..., K]`; their batch shape is that without the
+category axis. A temperature has up to two readings:
+  (b) batch-shaped, as TensorFlow Probability reads it: its shape is a batch
+      shape (`[B]` for logits `[B, K]`);
+  (c) logits-shaped, as `logits / tau` broadcasts: only when, right-aligned
+      against the logits, it has size 1 on the category axis (`[B, 1]` for
+      `[B, K]`); that axis is dropped and the rest is its batch shape.
+A reading fits when its batch shape and the logits' broadcast *one way*: the
+result is the temperature's batch shape or the logits' (left-padded with
+1s), i.e. the temperature is broadcast over the logits' batch (a scalar, per
+row, per column) or the logits over the temperature's (logits `[K]` with tau
+`[T]` give samples `[T, K]`). A temperature is never broadcast into a batch
+shape that neither it nor the logits have (an outer product such as logits
+`[4, 1, 3]` with tau `[4, 1]` read as (c), which would give `[4, 4, 3]`).
+  - If one reading fits, it is used.
+  - If both fit and put the same temperature on every entry, that is used.
+  - If both fit and differ, the one whose result keeps the logits' shape is
+    used: tau `[B, 1]` for logits `[B, K]` is (c), one temperature per row
+    (read as (b) it would give `[B, B, K]`), and tau `[4, 1]` for logits
+    `[4, 1, 3]` is (b), as in TFP.
+  - Otherwise (neither or both keep it, or nothing fits) a `ValueError`
+    shows each reading's result and how to ask for it unambiguously.
+So every result is a shape one of the readings gives, and a temperature of
+the full batch shape (or the full logits shape with size 1 on the category
+axis) is always unambiguous. Noise is drawn at the result's shape. A
 non-default `axis` counts from the end (a negative axis) after broadcasting.
+The Bernoulli functions (`relaxed_bernoulli`, `binary_concrete_log_prob`)
+have no category axis and so one reading: the temperature broadcasts against
+the logits (and x) in both directions, as NumPy and TFP broadcast.
 
 References:
   [GS] Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax.
@@ -55,44 +79,156 @@ ArrayLike = Any  # jax.typing.ArrayLike, kept loose for Python floats.
 
 
 def _is_concrete(x) -> bool:
-  return not isinstance(x, jax.core.Tracer)
+  return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
 
 
 def check_temperature(temperature: ArrayLike, name: str = 'temperature'):
-  """Raises `ValueError` if a concrete temperature has a non-positive entry.
+  """Raises `ValueError` unless a concrete temperature is real, > 0 and finite.
 
-  Traced temperatures are not checked (see the module docstring).
+  Accepts Python numbers and arrays of every integer and floating dtype
+  (float16, bfloat16, float32, float64). Traced temperatures (inside `jit`,
+  `vmap`, `grad`) are not checked, because their values are not known at
+  trace time (see the module docstring).
 
   Args:
     temperature: a Python number or array of temperatures.
-    name: the argument name used in the error message.
+    name: how the error message names the value, e.g. 'temperature' or
+      'rebar: temperature'.
+
+  Raises:
+    ValueError: if the temperature is not numeric, or an entry is <= 0, NaN
+      or infinite.
   """
   if not _is_concrete(temperature):
     return
   t = np.asarray(temperature)
-  if not np.issubdtype(t.dtype, np.number):
-    raise ValueError(f'{name} must be a number or numeric array, got {temperature!r}.')
-  bad = ~(t > 0)  # Also catches NaN.
+  # jnp.issubdtype, unlike np.issubdtype, knows bfloat16 as floating.
+  if not (jnp.issubdtype(t.dtype, jnp.integer) or jnp.issubdtype(t.dtype, jnp.floating)):
+    raise ValueError(f'{name} must be a real number or array of them, got {temperature!r}.')
+  values = t.astype(np.float64)
+  bad = ~(np.isfinite(values) & (values > 0))
   if np.any(bad):
     shown = t if t.size <= 8 else t[bad][:8]
     raise ValueError(
-        f'{name} must be > 0 (and not NaN), got {shown!r}. Use a small positive '
+        f'{name} must be > 0 and finite, got {shown!r}. Use a small positive '
         'value such as 0.01 for nearly discrete samples, or hard=True for '
         'exactly one-hot samples.')
 
 
-def _check_logits(logits, axis: int, name: str = 'logits') -> int:
-  """Checks rank and axis; returns the non-negative axis."""
-  ndim = jnp.ndim(logits)
+def _describe(x) -> str:
+  """'a float32 array of shape (2, 3)', for errors."""
+  dtype = getattr(x, 'dtype', None)
+  if dtype is None:
+    return f'{type(x).__name__} {x!r}'
+  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    return f'a PRNG key array of shape {tuple(x.shape)}'
+  article = 'an' if str(dtype).startswith('int') else 'a'
+  return f'{article} {dtype} array of shape {tuple(np.shape(x))}'
+
+
+def _is_key(x) -> bool:
+  dtype = getattr(x, 'dtype', None)
+  return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
+
+
+def _looks_like_raw_key(x) -> bool:
+  """uint32 [..., 2] (threefry) or [..., 4] (rbg): what `jax.random.PRNGKey` gives."""
+  return x.dtype == jnp.uint32 and x.ndim >= 1 and x.shape[-1] in (2, 4)
+
+
+_TORCH_ORDER = {
+    'gumbel_softmax': " (PyTorch's F.gumbel_softmax(logits, tau) takes no key)",
+}
+
+
+def _key_first(fn, signature) -> str:
+  return f'The key comes first: {fn}({signature}){_TORCH_ORDER.get(fn, "")}.'
+
+
+def _check_key(key, fn: str, signature: str):
+  """Raises unless `key` is a typed PRNG key or a raw uint32 `PRNGKey` array."""
+  if _is_key(key) or getattr(key, 'dtype', None) == jnp.uint32:
+    return
+  raise ValueError(
+      f'{fn}: key must be a PRNG key (jax.random.key(seed), or the raw uint32 '
+      f'jax.random.PRNGKey(seed)), got {_describe(key)}. '
+      + _key_first(fn, signature))
+
+
+def _as_logits(logits, fn: str, name: str = 'logits', signature: str = '') -> Array:
+  """`logits` as a floating JAX array.
+
+  Python numbers are converted to float. Integer, boolean and key arrays
+  raise: integer "logits" are usually class indices or a PRNG key passed in
+  the wrong place. `signature`, for functions that take a key, is shown when
+  `logits` looks like one.
+  """
+  if isinstance(logits, (int, float)) and not isinstance(logits, bool):
+    return jnp.asarray(float(logits))
+  if _is_key(logits):
+    raise ValueError(f'{fn}: {name} must be a floating-point array, got '
+                     f'{_describe(logits)}. ' + _key_first(fn, signature or '...'))
+  logits = jnp.asarray(logits)
+  if jnp.issubdtype(logits.dtype, jnp.floating):
+    return logits
+  message = (f'{fn}: {name} must be a floating-point array, got '
+             f'{_describe(logits)}. ')
+  if signature and _looks_like_raw_key(logits):
+    message += 'It looks like a raw PRNG key. ' + _key_first(fn, signature)
+  else:
+    message += (f'Integer or boolean {name} are often class indices passed by '
+                f'mistake; if they are logits, cast them: '
+                f'{name}.astype(jnp.float32).')
+  raise ValueError(message)
+
+
+def _as_points(x, fn: str, name: str) -> Array:
+  """Points at which a density is evaluated: any real dtype (one-hot integers too)."""
+  if _is_key(x) or jnp.issubdtype(jnp.asarray(x).dtype, jnp.complexfloating):
+    raise ValueError(f'{fn}: {name} must be a real array, got {_describe(x)}.')
+  return jnp.asarray(x)
+
+
+def _check_static_bool(value, fn: str, name: str):
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(
+        f'{fn}: {name} must be True or False, got {_describe(value)}. It '
+        f'selects the computation, so under jit it must be static: '
+        f"jax.jit(..., static_argnames=('{name}',)).")
+
+
+def _check_categorical(x, axis, fn: str, name: str = 'logits') -> int:
+  """Checks `axis` (one int), the rank and the number of categories of `x`.
+
+  Returns:
+    The non-negative category axis.
+  """
+  if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+    hint = ''
+    if isinstance(axis, (tuple, list)):
+      hint = (' There is one category axis; to relax over several axes, '
+              'merge them into one with reshape first.')
+    elif isinstance(axis, jax.core.Tracer):
+      hint = (" Under jit it must be static: jax.jit(..., "
+              "static_argnames=('axis',)).")
+    raise ValueError(f'{fn}: axis must be an int (the category axis), got '
+                     f'{axis!r}.{hint}')
+  axis = int(axis)
+  shape = jnp.shape(x)
+  ndim = len(shape)
   if ndim == 0:
     raise ValueError(
-        f'{name} must have at least one dimension (the category axis), got a '
-        f'scalar {name} of shape (). For a single Bernoulli variable use '
+        f'{fn}: {name} must have at least one dimension (the category axis), '
+        f'got a scalar {name} of shape (). For a single Bernoulli variable use '
         'relaxed_bernoulli, or pass logits of shape [K].')
   if not -ndim <= axis < ndim:
     raise ValueError(
-        f'axis={axis} is out of range for {name} of shape {jnp.shape(logits)}: '
+        f'{fn}: axis={axis} is out of range for {name} of shape {shape}: '
         f'allowed are {-ndim}..{ndim - 1}.')
+  if shape[axis] == 0:
+    raise ValueError(
+        f'{fn}: {name} of shape {shape} has no categories (size 0 on the '
+        f'category axis {axis}); a categorical needs at least one.')
   return axis % ndim
 
 
@@ -110,35 +246,167 @@ def _float_result_type(*args) -> jnp.dtype:
   return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32)
 
 
+# ----------------------------------------------------------------------------
+# The temperature rule (module docstring).
+# ----------------------------------------------------------------------------
+
 _CATEGORICAL_FORMS = (
-    'Accepted temperature shapes: (a) a scalar; (b) a batch shape, i.e. the '
-    'logits shape without the category axis ([B] for logits [B, K]); (c) the '
-    'logits shape with size 1 on the category axis ([B, 1] for [B, K], as '
-    '`logits / tau` broadcasts). (b) and (c) broadcast against the batch '
-    'shape in both directions: logits [K] with tau [T] or [T, 1] give [T, K] '
-    'samples. A temperature whose size on the category axis (right-aligned) '
-    'is 1 is read as (c).')
+    'Accepted temperature shapes: a scalar; (b) a batch shape, as TensorFlow '
+    'Probability reads it ([B] for logits [B, K]); (c) the logits\' shape with '
+    'size 1 on the category axis ([B, 1] for [B, K], as `logits / tau` '
+    'broadcasts). Either broadcasts one way only: the temperature over the '
+    'logits\' batch, or the logits over the temperature (logits [K] with tau '
+    '[T] give [T, K] samples), never into a batch shape that neither has. '
+    'When both readings fit and differ, the one that keeps the logits\' shape '
+    'is used.')
 _BERNOULLI_FORMS = (
     'Accepted temperature shapes: a scalar, or any shape that broadcasts '
     'against the logits (both directions: logits [D] with tau [T, 1] give '
     '[T, D] samples).')
 
 
-def _broadcasts(*shapes) -> bool:
-  try:
-    np.broadcast_shapes(*shapes)
-    return True
-  except ValueError:
+def _left_pad(shape, n):
+  return (1,) * (n - len(shape)) + tuple(shape)
+
+
+def _without(shape, axis):
+  """`shape` without the (negative) `axis`."""
+  position = len(shape) + axis
+  return tuple(shape[:position]) + tuple(shape[position + 1:])
+
+
+def _with(shape, axis, size):
+  """`shape` with a (negative) `axis` of `size` inserted."""
+  position = len(shape) + 1 + axis
+  return tuple(shape[:position]) + (size,) + tuple(shape[position:])
+
+
+def _readings(tau_shape, shape, axis):
+  """The readings of a temperature of `tau_shape` for points of `shape`.
+
+  Args:
+    tau_shape: the temperature's shape.
+    shape: the logits' shape (for densities, that of the points and logits
+      broadcast).
+    axis: the category axis, negative.
+
+  Returns:
+    `(batch_shape, readings)`: the points' batch shape, and for 'batch' (b)
+    and, where the temperature has size 1 at the category axis, 'logits' (c):
+    `None` if the reading does not broadcast, else `(tau_batch, out_batch,
+    one_way)`: the temperature's batch shape in that reading, the broadcast
+    batch shape, and whether that is the temperature's or the points' batch
+    shape (left-padded), i.e. one of them broadcast over the other.
+  """
+  batch = _without(shape, axis)
+  candidates = {'batch': tuple(tau_shape)}
+  if len(tau_shape) >= -axis and tau_shape[axis] == 1:
+    candidates['logits'] = _without(tau_shape, axis)
+  readings = {}
+  for reading, tau_batch in candidates.items():
+    try:
+      out = tuple(np.broadcast_shapes(tau_batch, batch))
+    except ValueError:
+      readings[reading] = None
+      continue
+    n = len(out)
+    readings[reading] = (tau_batch, out, out in (_left_pad(tau_batch, n), _left_pad(batch, n)))
+  return batch, readings
+
+
+def _same_result(a, b) -> bool:
+  """Whether two readings put the same temperature on every entry.
+
+  Both are reshapes of one array; they agree iff they broadcast to the same
+  shape with their non-1 axes at the same positions.
+  """
+  (tau_a, out_a, _), (tau_b, out_b, _) = a, b
+  if out_a != out_b:
     return False
+  n = len(out_a)
+  non_1 = lambda s: [i for i, size in enumerate(_left_pad(s, n)) if size != 1]
+  return non_1(tau_a) == non_1(tau_b)
 
 
-def _broadcast_error(tau_shape, what, forms, hint=''):
+def _resolve(tau_shape, shape, axis):
+  """Applies the rule; returns the reading's `(tau_batch, out_batch)`, or the
+  error's kind ('ambiguous' or 'none') and the readings."""
+  batch, readings = _readings(tau_shape, shape, axis)
+  fitting = {r: v for r, v in readings.items() if v is not None and v[2]}
+  if len(fitting) == 2 and not _same_result(fitting['batch'], fitting['logits']):
+    keeping = [r for r, v in fitting.items() if v[1] == batch]
+    if len(keeping) != 1:
+      return 'ambiguous', readings
+    fitting = {keeping[0]: fitting[keeping[0]]}
+  if not fitting:
+    return 'none', readings
+  tau_batch, out, _ = fitting.get('batch') or fitting['logits']
+  return (tau_batch, out), readings
+
+
+def _spelling(reading, tau_shape, out_batch, shape, axis, operands) -> str:
+  """How to ask for `reading`'s result unambiguously, as code."""
+  # Candidates: the full batch shape; the full shape with 1 on the category
+  # axis; the full batch shape with the points broadcast too (always works).
+  for target, full in [(out_batch, shape), (_with(out_batch, axis, 1), shape),
+                       (out_batch, _with(out_batch, axis, shape[axis]))]:
+    resolved, _ = _resolve(target, full, axis)
+    # The same batch shape, and the temperature's own axes are its axes.
+    if isinstance(resolved, str) or resolved[1] != out_batch or (
+        _left_pad(resolved[0], len(out_batch)) != out_batch):
+      continue
+    base, base_shape = 'temperature', tuple(tau_shape)
+    if reading == 'logits' and len(target) == len(out_batch):
+      base, base_shape = f'jnp.squeeze(temperature, {axis})', _without(tau_shape, axis)
+    if base_shape == target:
+      spelling = 'the same temperature' if base == 'temperature' else base
+    else:
+      spelling = f'jnp.broadcast_to({base}, {target})'
+    if full != shape:
+      spelling += f' with {operands} broadcast to {full}'
+    return spelling
+  raise AssertionError('unreachable: a full batch shape is always unambiguous')
+
+
+def _temperature_error(kind, tau_shape, shape, axis, readings, fn, what, operands, result):
+  batch = _without(shape, axis)
+  where = f'{what} (batch shape {batch}, category axis {axis})'
+  names = {'batch': 'as a batch shape (TensorFlow Probability\'s reading)',
+           'logits': 'with size 1 on the category axis (as `logits / tau` broadcasts)'}
+
+  def result_shape(out):
+    return _with(out, axis, shape[axis]) if result == 'samples' else out
+
+  def choice(reading):
+    out = readings[reading][1]
+    return (f'{names[reading].split(" (")[0]}, {result_shape(out)}: '
+            f'{_spelling(reading, tau_shape, out, shape, axis, operands)}')
+
+  if kind == 'ambiguous':
+    both = [readings['batch'], readings['logits']]
+    keep = 'both keep' if all(v[1] == batch for v in both) else 'neither keeps'
+    parts = [f'read {names[r]} it gives {result} of shape {result_shape(readings[r][1])}'
+             for r in ('batch', 'logits')]
+    return ValueError(
+        f'{fn}: temperature of shape {tuple(tau_shape)} is ambiguous against {where}: '
+        f'its two readings give different {result} and {keep} the shape of '
+        f'{operands}: {parts[0]}; {parts[1]}. Say which, with a temperature '
+        f'that has one reading: {choice("batch")}; {choice("logits")}.')
+  outer = [r for r, v in readings.items() if v is not None]
+  hint = ''
+  if outer:
+    parts = [f'read {names[r]} it would broadcast to batch shape {readings[r][1]}'
+             for r in outer]
+    hint = (f' A temperature is never broadcast into a batch shape that neither it '
+            f'nor {operands} have: {"; ".join(parts)}. If you meant that, pass '
+            f'{"; ".join(choice(r) for r in outer)}.')
   return ValueError(
-      f'temperature of shape {tuple(tau_shape)} does not broadcast against '
-      f'{what}. {forms}{hint}')
+      f'{fn}: temperature of shape {tuple(tau_shape)} does not broadcast against '
+      f'{where}.{hint} {_CATEGORICAL_FORMS}')
 
 
-def _categorical_temperature(temperature, shape, axis, dtype, what):
+def _categorical_temperature(temperature, shape, axis, dtype, fn, what,
+                             operands='the logits', result='samples'):
   """Applies the temperature rule for a category axis (module docstring).
 
   Args:
@@ -146,61 +414,53 @@ def _categorical_temperature(temperature, shape, axis, dtype, what):
     shape: the shape of the logits (for densities, of x and logits broadcast).
     axis: the category axis, negative (counted from the end).
     dtype: the compute dtype.
+    fn: the public function's name, for errors.
     what: the shapes in words, for errors ('logits of shape (2, 3)').
+    operands: the arrays of `shape` in words, for errors.
+    result: what the function returns, in words, for errors.
 
   Returns:
     `(tau, out_shape)`: the output shape, i.e. the broadcast batch shape with
     the category axis of size `shape[axis]` at `axis`, and the temperature
     with the rank of `out_shape` and size 1 on the category axis.
   """
-  check_temperature(temperature)
+  check_temperature(temperature, f'{fn}: temperature')
   tau = jnp.asarray(temperature, dtype)
   shape = tuple(shape)
-  batch_shape = shape[:len(shape) + axis] + shape[len(shape) + axis + 1:]
-  form_c = tau.ndim >= -axis and tau.shape[axis] == 1
-  tau_batch = jnp.squeeze(tau, axis) if form_c else tau
-  try:
-    out_batch = np.broadcast_shapes(tau_batch.shape, batch_shape)
-  except ValueError:
-    hint = ''
-    if form_c and _broadcasts(tau.shape, batch_shape):
-      # Meant as a batch shape (b): the same with the category axis added.
-      position = tau.ndim + 1 + axis
-      suggested = tau.shape[:position] + (1,) + tau.shape[position:]
-      hint = (f' Its size at the category axis is 1, so it was read as (c); '
-              f'as a batch shape (b) it would broadcast: for that, pass shape '
-              f'{suggested}.')
-    raise _broadcast_error(
-        tau.shape, f'{what} (batch shape {batch_shape}, category axis {axis})',
-        _CATEGORICAL_FORMS, hint) from None
-  n = len(out_batch)
+  resolved, readings = _resolve(tau.shape, shape, axis)
+  if isinstance(resolved, str):
+    raise _temperature_error(resolved, tau.shape, shape, axis, readings, fn, what,
+                             operands, result)
+  tau_batch, out_batch = resolved
   # Left-pad to the batch rank (explicitly: rank promotion may be disabled).
-  tau_batch = tau_batch.reshape((1,) * (n - tau_batch.ndim) + tau_batch.shape)
-  position = n + 1 + axis
-  out_shape = out_batch[:position] + (shape[axis],) + out_batch[position:]
-  return jnp.expand_dims(tau_batch, position), out_shape
+  tau = tau.reshape(_left_pad(tau_batch, len(out_batch)))
+  out_shape = _with(out_batch, axis, shape[axis])
+  return jnp.expand_dims(tau, len(out_batch) + 1 + axis), out_shape
 
 
-def _bernoulli_temperature(temperature, shape, dtype, what):
+def _bernoulli_temperature(temperature, shape, dtype, fn, what):
   """Broadcasts a temperature against `shape` in both directions.
 
   Args:
     temperature: a scalar or array of temperatures.
     shape: the shape of the logits (for densities, of x and logits broadcast).
     dtype: the compute dtype.
+    fn: the public function's name, for errors.
     what: the shapes in words, for errors.
 
   Returns:
     `(tau, out_shape)`: the broadcast shape, and the temperature left-padded
     to its rank.
   """
-  check_temperature(temperature)
+  check_temperature(temperature, f'{fn}: temperature')
   tau = jnp.asarray(temperature, dtype)
   try:
     out_shape = np.broadcast_shapes(tau.shape, tuple(shape))
   except ValueError:
-    raise _broadcast_error(tau.shape, what, _BERNOULLI_FORMS) from None
-  tau = tau.reshape((1,) * (len(out_shape) - tau.ndim) + tau.shape)
+    raise ValueError(
+        f'{fn}: temperature of shape {tau.shape} does not broadcast against '
+        f'{what}. {_BERNOULLI_FORMS}') from None
+  tau = tau.reshape(_left_pad(tau.shape, len(out_shape)))
   return tau, out_shape
 
 
@@ -280,6 +540,7 @@ def sample_gumbel(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
   References:
     [GS] section 2; [CON] definition 1.
   """
+  _check_key(key, 'sample_gumbel', 'key, shape, dtype')
   compute = _compute_dtype(dtype)
   return gumbel_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
 
@@ -298,6 +559,7 @@ def sample_logistic(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Arra
   References:
     [CON] section 3.3.
   """
+  _check_key(key, 'sample_logistic', 'key, shape, dtype')
   compute = _compute_dtype(dtype)
   return logistic_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
 
@@ -307,18 +569,20 @@ def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:
 
   Args:
     key: a PRNG key.
-    logits: unnormalized log-probabilities, at least rank 1.
+    logits: unnormalized log-probabilities, floating, at least rank 1, with
+      at least one category.
     axis: the category axis.
 
   Returns:
-    A one-hot array of the shape and (floating) dtype of `logits`.
+    A one-hot array of the shape and dtype of `logits`.
 
   References:
     [GS] eq. 1 (the Gumbel-Max trick); [CON] section 2.2.
   """
-  logits = jnp.asarray(logits)
-  axis = _check_logits(logits, axis)
-  dtype = logits.dtype if jnp.issubdtype(logits.dtype, jnp.floating) else jnp.float32
+  _check_key(key, 'gumbel_max', 'key, logits')
+  logits = _as_logits(logits, 'gumbel_max', signature='key, logits')
+  axis = _check_categorical(logits, axis, 'gumbel_max')
+  dtype = logits.dtype
   compute = _compute_dtype(dtype)
   g = sample_gumbel(key, logits.shape, compute)
   index = jnp.argmax(logits.astype(compute) + g, axis=axis)
@@ -344,6 +608,28 @@ def straight_through(hard: Array, soft: Array) -> Array:
   return hard + (soft - jax.lax.stop_gradient(soft))
 
 
+def _perturbed_logits(key, logits, temperature, axis, fn):
+  """(logits + g) / tau in the compute dtype, after the checks.
+
+  Returns:
+    `(z, axis, dtype)`: z of the broadcast shape, the category axis counted
+    from the end, and the dtype of `logits`.
+  """
+  signature = 'key, logits, temperature'
+  _check_key(key, fn, signature)
+  logits = _as_logits(logits, fn, signature=signature)
+  # Negative: the category axis counts from the end, also after broadcasting.
+  axis = _check_categorical(logits, axis, fn) - logits.ndim
+  dtype = logits.dtype
+  compute = _compute_dtype(dtype)
+  tau, shape = _categorical_temperature(
+      temperature, logits.shape, axis, compute, fn, f'logits of shape {logits.shape}')
+  g = sample_gumbel(key, shape, compute)
+  # Broadcast explicitly: rank promotion may be disabled.
+  logits = jnp.broadcast_to(logits.astype(compute), shape)
+  return (logits + g) / tau, axis, dtype
+
+
 def gumbel_softmax(
     key: Array,
     logits: ArrayLike,
@@ -358,16 +644,17 @@ def gumbel_softmax(
   `logits`. Finite for float16 logits of +-1e4 at temperature 0.01.
 
   Args:
-    key: a PRNG key.
-    logits: unnormalized log-probabilities log(pi), at least rank 1.
-    temperature: tau > 0; a Python float or an array: shaped like the batch
-      (`logits` without `axis`, e.g. `[B]` for `[B, K]`) or like `logits`
-      with size 1 on `axis` (`[B, 1]`), each broadcasting against the batch
-      shape in both directions (module docstring).
+    key: a PRNG key (first, unlike PyTorch's `F.gumbel_softmax(logits, tau)`).
+    logits: unnormalized log-probabilities log(pi): floating, at least rank
+      1, at least one category.
+    temperature: tau > 0; a Python float or an array of any float dtype:
+      shaped like the batch (`logits` without `axis`, e.g. `[B]` for
+      `[B, K]`) or like `logits` with size 1 on `axis` (`[B, 1]`), by the
+      temperature rule (module docstring).
     hard: if True, return the straight-through sample: exactly one-hot in
       the forward pass (the argmax of the soft sample, which is a Gumbel-Max
-      sample), with the gradient of the soft sample.
-    axis: the category axis.
+      sample), with the gradient of the soft sample. Static under `jit`.
+    axis: the category axis, one int. Static under `jit`.
 
   Returns:
     A sample on the simplex with the dtype of `logits` and its shape, or the
@@ -376,22 +663,44 @@ def gumbel_softmax(
   References:
     [GS] eq. 2 and section 2.2 (straight-through); [CON] definition 2.
   """
-  logits = jnp.asarray(logits)
-  # Negative: the category axis counts from the end, also after broadcasting.
-  axis = _check_logits(logits, axis) - logits.ndim
-  dtype = logits.dtype
-  compute = _compute_dtype(dtype)
-  tau, shape = _categorical_temperature(
-      temperature, logits.shape, axis, compute, f'logits of shape {logits.shape}')
-  g = sample_gumbel(key, shape, compute)
-  # Broadcast explicitly: rank promotion may be disabled.
-  logits = jnp.broadcast_to(logits.astype(compute), shape)
-  y = jax.nn.softmax((logits + g) / tau, axis=axis)
+  _check_static_bool(hard, 'gumbel_softmax', 'hard')
+  z, axis, dtype = _perturbed_logits(key, logits, temperature, axis, 'gumbel_softmax')
+  y = jax.nn.softmax(z, axis=axis)
   if hard:
-    y_hard = jax.nn.one_hot(
-        jnp.argmax(y, axis=axis), shape[axis], dtype=compute, axis=axis)
+    y_hard = jax.nn.one_hot(jnp.argmax(y, axis=axis), y.shape[axis], dtype=y.dtype, axis=axis)
     y = straight_through(y_hard, y)
   return y.astype(dtype)
+
+
+def log_gumbel_softmax(
+    key: Array,
+    logits: ArrayLike,
+    temperature: ArrayLike,
+    *,
+    axis: int = -1,
+) -> Array:
+  """Draws the log of a Gumbel-Softmax sample, log_softmax((logits + g) / tau).
+
+  An ExpConcrete sample: the same noise as `gumbel_softmax` with the same
+  key, so `exp` of it is that sample, but computed in log space, so it stays
+  finite where the Concrete sample underflows to 0 (low temperatures, float16).
+  Its density is `exp_concrete_log_prob`.
+
+  Args:
+    key: a PRNG key.
+    logits: unnormalized log-probabilities log(pi), as in `gumbel_softmax`.
+    temperature: tau > 0, as in `gumbel_softmax`.
+    axis: the category axis, one int. Static under `jit`.
+
+  Returns:
+    log y, with logsumexp over `axis` equal to 0; shape and dtype as
+    `gumbel_softmax` gives them.
+
+  References:
+    [CON] appendix C.3 (ExpConcrete).
+  """
+  z, axis, dtype = _perturbed_logits(key, logits, temperature, axis, 'log_gumbel_softmax')
+  return jax.nn.log_softmax(z, axis=axis).astype(dtype)
 
 
 def relaxed_bernoulli(
@@ -408,11 +717,12 @@ def relaxed_bernoulli(
 
   Args:
     key: a PRNG key.
-    logits: log(p / (1 - p)) of each Bernoulli unit, any shape.
+    logits: log(p / (1 - p)) of each Bernoulli unit, floating, any shape.
     temperature: tau > 0; a float or an array broadcasting against `logits`
       in both directions.
     hard: if True, the forward value is the exact Bernoulli sample
-      1[x > 1/2] with the gradient of x (straight-through).
+      1[x > 1/2] with the gradient of x (straight-through). Static under
+      `jit`.
 
   Returns:
     Samples in (0, 1) (or {0, 1} if hard) with the dtype of `logits`, of
@@ -421,11 +731,14 @@ def relaxed_bernoulli(
   References:
     [CON] section 3.3 and eq. 21 (Binary Concrete); [GS] section 2.2.
   """
-  logits = jnp.asarray(logits)
+  fn, signature = 'relaxed_bernoulli', 'key, logits, temperature'
+  _check_static_bool(hard, fn, 'hard')
+  _check_key(key, fn, signature)
+  logits = _as_logits(logits, fn, signature=signature)
   dtype = logits.dtype
   compute = _compute_dtype(dtype)
   tau, shape = _bernoulli_temperature(
-      temperature, logits.shape, compute, f'logits of shape {logits.shape}')
+      temperature, logits.shape, compute, fn, f'logits of shape {logits.shape}')
   noise = sample_logistic(key, shape, compute)
   # Broadcast explicitly: rank promotion may be disabled.
   logits = jnp.broadcast_to(logits.astype(compute), shape)
@@ -440,19 +753,26 @@ def relaxed_bernoulli(
 # ----------------------------------------------------------------------------
 
 
-def _exp_concrete_log_prob(log_x, logits, temperature, axis, points):
+def _exp_concrete_log_prob(log_x, logits, temperature, axis, fn, points):
   """`exp_concrete_log_prob`; `points` names `log_x` in errors."""
-  log_x = jnp.asarray(log_x)
-  logits = jnp.asarray(logits)
+  log_x = _as_points(log_x, fn, points)
+  logits = _as_logits(logits, fn)
   # A negative axis counts from the end, so it stays valid after broadcasting.
-  axis = _check_logits(log_x, axis, points) - log_x.ndim
+  axis = _check_categorical(log_x, axis, fn, points) - log_x.ndim
   dtype = _float_result_type(log_x, logits)
   compute = _compute_dtype(dtype)
-  shape = np.broadcast_shapes(log_x.shape, logits.shape)
+  what = f'{points} of shape {log_x.shape} and logits of shape {logits.shape}'
+  try:
+    shape = np.broadcast_shapes(log_x.shape, logits.shape)
+  except ValueError:
+    raise ValueError(f'{fn}: {what} do not broadcast.') from None
   n = shape[axis]
+  if n == 0:
+    raise ValueError(f'{fn}: {what} broadcast to {shape}, which has no categories '
+                     f'(size 0 on the category axis {axis}).')
   tau, shape = _categorical_temperature(
-      temperature, shape, axis, compute,
-      f'{points} of shape {log_x.shape} and logits of shape {logits.shape}')
+      temperature, shape, axis, compute, fn, what, operands=f'{points} and logits',
+      result='log-densities')
   # Broadcast explicitly: rank promotion may be disabled.
   log_x = jnp.broadcast_to(log_x.astype(compute), shape)
   z = jnp.broadcast_to(logits.astype(compute), shape) - tau * log_x
@@ -476,11 +796,10 @@ def exp_concrete_log_prob(
 
   Args:
     log_x: points y = log(x), shape [..., n] (category axis `axis`).
-    logits: unnormalized log(alpha), broadcasting against `log_x`.
+    logits: unnormalized log(alpha), floating, broadcasting against `log_x`.
     temperature: tau > 0: a scalar, shaped like the batch or like the points
-      with size 1 on `axis`, broadcasting in both directions (module
-      docstring).
-    axis: the category axis.
+      with size 1 on `axis`, by the temperature rule (module docstring).
+    axis: the category axis, one int.
 
   Returns:
     The log-density, of the broadcast batch shape of the points, `logits`
@@ -489,7 +808,8 @@ def exp_concrete_log_prob(
   References:
     [CON] appendix C.3 (ExpConcrete), eq. 26.
   """
-  return _exp_concrete_log_prob(log_x, logits, temperature, axis, 'log_x')
+  return _exp_concrete_log_prob(log_x, logits, temperature, axis, 'exp_concrete_log_prob',
+                                'log_x')
 
 
 def concrete_log_prob(
@@ -510,11 +830,10 @@ def concrete_log_prob(
 
   Args:
     x: points on the simplex, shape [..., n].
-    logits: unnormalized log(alpha), broadcasting against `x`.
+    logits: unnormalized log(alpha), floating, broadcasting against `x`.
     temperature: tau > 0: a scalar, shaped like the batch or like the points
-      with size 1 on `axis`, broadcasting in both directions (module
-      docstring).
-    axis: the category axis.
+      with size 1 on `axis`, by the temperature rule (module docstring).
+    axis: the category axis, one int.
 
   Returns:
     The log-density, of the broadcast batch shape of the points, `logits`
@@ -523,14 +842,15 @@ def concrete_log_prob(
   References:
     [CON] eq. 11 (definition 2); [GS] eq. 3.
   """
-  x = jnp.asarray(x)
-  axis = _check_logits(x, axis, 'x')
+  fn = 'concrete_log_prob'
+  x = _as_points(x, fn, 'x')
+  axis = _check_categorical(x, axis, fn, 'x')
   compute = _compute_dtype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
   log_x = jnp.log(jnp.maximum(x.astype(compute), jnp.finfo(compute).tiny))
-  log_prob = _exp_concrete_log_prob(log_x, logits, temperature, axis, 'x')
+  log_prob = _exp_concrete_log_prob(log_x, logits, temperature, axis, fn, 'x')
   # The batch shape of x broadcasts (right-aligned) against that of log_prob.
   out = log_prob - jnp.broadcast_to(jnp.sum(log_x, axis=axis), log_prob.shape)
-  return out.astype(_float_result_type(x, logits))
+  return out.astype(_float_result_type(x, jnp.asarray(logits)))
 
 
 def binary_concrete_log_prob(
@@ -548,7 +868,7 @@ def binary_concrete_log_prob(
 
   Args:
     x: points in (0, 1).
-    logits: log(alpha), broadcasting against `x`.
+    logits: log(alpha), floating, broadcasting against `x`.
     temperature: tau > 0, broadcasting against `x` and `logits` in both
       directions.
 
@@ -559,14 +879,17 @@ def binary_concrete_log_prob(
   References:
     [CON] eq. 21 and appendix C.
   """
-  x = jnp.asarray(x)
-  logits = jnp.asarray(logits)
+  fn = 'binary_concrete_log_prob'
+  x = _as_points(x, fn, 'x')
+  logits = _as_logits(logits, fn)
   dtype = _float_result_type(x, logits)
   compute = _compute_dtype(dtype)
-  shape = np.broadcast_shapes(x.shape, logits.shape)
-  tau, shape = _bernoulli_temperature(
-      temperature, shape, compute,
-      f'x of shape {x.shape} and logits of shape {logits.shape}')
+  what = f'x of shape {x.shape} and logits of shape {logits.shape}'
+  try:
+    shape = np.broadcast_shapes(x.shape, logits.shape)
+  except ValueError:
+    raise ValueError(f'{fn}: {what} do not broadcast.') from None
+  tau, shape = _bernoulli_temperature(temperature, shape, compute, fn, what)
   finfo = jnp.finfo(compute)
   # Broadcast explicitly: rank promotion may be disabled.
   x = jnp.broadcast_to(jnp.clip(x.astype(compute), finfo.tiny, 1.0 - finfo.eps), shape)
@@ -590,9 +913,9 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
   Computed in float32 inside; categories with q_k = 0 contribute exactly 0.
 
   Args:
-    logits_q: logits of q, at least rank 1.
-    logits_p: logits of p, broadcasting against `logits_q`.
-    axis: the category axis.
+    logits_q: logits of q, floating, at least rank 1, at least one category.
+    logits_p: logits of p, floating, broadcasting against `logits_q`.
+    axis: the category axis, one int.
 
   Returns:
     KL per distribution, of the broadcast batch shape (`axis` reduced), in
@@ -601,13 +924,18 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
   References:
     [GS] section 4 / appendix (categorical VAE with uniform prior).
   """
-  logits_q = jnp.asarray(logits_q)
-  logits_p = jnp.asarray(logits_p)
-  axis = _check_logits(logits_q, axis, 'logits_q')
-  dtype = _float_result_type(logits_q)
+  fn = 'categorical_kl'
+  logits_q = _as_logits(logits_q, fn, 'logits_q')
+  logits_p = _as_logits(logits_p, fn, 'logits_p')
+  axis = _check_categorical(logits_q, axis, fn, 'logits_q')
+  dtype = logits_q.dtype
   compute = _compute_dtype(dtype)
   # Explicitly, and before the softmax over `axis` (an axis of logits_q).
-  logits_p = jnp.broadcast_to(logits_p, logits_q.shape)
+  try:
+    logits_p = jnp.broadcast_to(logits_p, logits_q.shape)
+  except ValueError:
+    raise ValueError(f'{fn}: logits_p of shape {logits_p.shape} does not broadcast to '
+                     f'logits_q of shape {logits_q.shape}.') from None
   log_q = jax.nn.log_softmax(logits_q.astype(compute), axis=axis)
   log_p = jax.nn.log_softmax(logits_p.astype(compute), axis=axis)
   q = jnp.exp(log_q)
@@ -619,18 +947,23 @@ def bernoulli_kl(logits_q: ArrayLike, logits_p: ArrayLike) -> Array:
   """Analytic KL(q || p) between Bernoullis given by logits, elementwise.
 
   Args:
-    logits_q: logits of q.
-    logits_p: logits of p, broadcasting against `logits_q`.
+    logits_q: logits of q, floating.
+    logits_p: logits of p, floating, broadcasting against `logits_q`.
 
   Returns:
     The elementwise KL, in the dtype of `logits_q`.
   """
-  logits_q = jnp.asarray(logits_q)
-  logits_p = jnp.asarray(logits_p)
-  dtype = _float_result_type(logits_q)
+  fn = 'bernoulli_kl'
+  logits_q = _as_logits(logits_q, fn, 'logits_q')
+  logits_p = _as_logits(logits_p, fn, 'logits_p')
+  dtype = logits_q.dtype
   compute = _compute_dtype(dtype)
   # Broadcast explicitly: rank promotion may be disabled.
-  shape = np.broadcast_shapes(logits_q.shape, logits_p.shape)
+  try:
+    shape = np.broadcast_shapes(logits_q.shape, logits_p.shape)
+  except ValueError:
+    raise ValueError(f'{fn}: logits_q of shape {logits_q.shape} and logits_p of shape '
+                     f'{logits_p.shape} do not broadcast.') from None
   lq = jnp.broadcast_to(logits_q.astype(compute), shape)
   lp = jnp.broadcast_to(logits_p.astype(compute), shape)
   q = jax.nn.sigmoid(lq)

@@ -7,6 +7,7 @@ false-failure probability of a fresh key would be below 1e-5 per check.
 
 import functools
 import math
+import re
 
 import chex
 import jax
@@ -215,9 +216,14 @@ def test_gumbel_max_dtype_and_extreme_logits(dtype):
   np.testing.assert_array_equal(sample, np.eye(3))
 
 
-def test_gumbel_max_integer_logits():
-  sample = gumbel_max(_key(), jnp.asarray([0, 100, 0]))
-  assert sample.dtype == jnp.float32
+def test_gumbel_max_integer_logits_raise():
+  """Integer logits are usually class indices passed by mistake: they raise
+  (also under jit) and say how to cast; float logits of the same values work."""
+  for call in (gumbel.gumbel_max, gumbel_max):
+    with pytest.raises(ValueError, match=r'gumbel_max: logits must be a floating-point '
+                       r'array, got an int32 .*logits\.astype\(jnp\.float32\)'):
+      call(_key(), jnp.asarray([0, 100, 0]))
+  sample = gumbel_max(_key(), jnp.asarray([0, 100, 0]).astype(jnp.float32))
   np.testing.assert_array_equal(sample, [0, 1, 0])
 
 
@@ -681,7 +687,8 @@ def test_densities_finite_at_boundary(tau):
 
 def test_density_dtypes():
   assert gumbel.binary_concrete_log_prob(0.3, 0.0, 1.0).dtype == jnp.float32
-  assert gumbel.concrete_log_prob(jnp.asarray([1, 0]), jnp.asarray([0, 0]), 1.0).dtype == jnp.float32
+  # Integer points (one-hot) are fine; integer logits raise (validation tests).
+  assert gumbel.concrete_log_prob(jnp.asarray([1, 0]), jnp.zeros(2), 1.0).dtype == jnp.float32
   x16 = jnp.asarray([0.25, 0.75], jnp.float16)
   assert gumbel.concrete_log_prob(x16, x16, 1.0).dtype == jnp.float16
   np.testing.assert_allclose(
@@ -804,16 +811,22 @@ _CATEGORICAL_FORMS = {
     'batch_with_category_axis': ((4, 5), (4, 1), -1, (4, 1)),
     'issue_example': ((8, 4), (8, 1), -1, (8, 1)),
     'row_with_batch_taus': ((5,), (4,), -1, (4, 1)),
-    'row_with_category_axis_taus': ((5,), (4, 1), -1, (4, 1)),
     'batch_adds_leading_axis': ((3, 5), (4, 3), -1, (4, 3, 1)),
-    'category_axis_adds_leading_axis': ((3, 5), (4, 1, 1), -1, (4, 1, 1)),
+    'category_axis_adds_leading_axis': ((3, 5), (4, 3, 1), -1, (4, 3, 1)),
     'batch_adds_axes_to_2d_batch': ((1, 4, 3), (2, 3, 4), -1, (2, 3, 4, 1)),
+    # Batch-shaped with a trailing 1 (read as TFP reads it, not as (c)).
+    'batch_with_trailing_1': ((4, 1, 3), (4, 1), -1, (4, 1, 1)),
+    'batch_with_trailing_1_per_row': ((3, 4, 5), (3, 1), -1, (3, 1, 1)),
+    # Size-1 temperatures: both readings put it on every entry.
+    'size_1': ((4, 5), (1,), -1, (1, 1)),
+    'size_1_rank_2': ((2, 3, 5), (1, 1), -1, (1, 1, 1)),
     'axis0_batch': ((5, 4), (4,), 0, (1, 4)),
     'axis0_category_axis': ((5, 4), (1, 4), 0, (1, 4)),
-    'axis0_adds_leading_axis': ((5, 3), (4, 1, 3), 0, (4, 1, 3)),
+    'axis0_adds_leading_axis': ((5, 3), (4, 3), 0, (4, 1, 3)),
 }
 _FORM_IDS = list(_CATEGORICAL_FORMS)
-_HARD_FORMS = ('issue_example', 'batch_adds_leading_axis', 'axis0_adds_leading_axis')
+_HARD_FORMS = ('issue_example', 'batch_adds_leading_axis', 'batch_with_trailing_1',
+               'axis0_adds_leading_axis')
 
 
 def _taus(shape):
@@ -997,14 +1010,161 @@ def test_temperature_of_no_accepted_form_raises(fn, jit):
     call(jnp.ones((2, 1)))
 
 
-def test_temperature_read_as_category_axis_form_suggests_batch_form():
-  """[A, 1] for logits [A, B, K] is form (c) (size 1 on the category axis),
-  which does not broadcast; the error shows the batch-form spelling."""
-  logits = jnp.zeros((3, 4, 5))
-  with pytest.raises(ValueError, match=r'read as \(c\).*pass shape \(3, 1, 1\)'):
-    gumbel.gumbel_softmax(_key(), logits, jnp.ones((3, 1)))
-  chex.assert_shape(gumbel.gumbel_softmax(_key(), logits, jnp.ones((3, 1, 1))), (3, 4, 5))
+def test_batch_shaped_temperature_with_trailing_1_is_tfps_reading():
+  """[A, 1] for logits [A, B, K] fits only as a batch shape (as (c) it does
+  not broadcast): one temperature per row of axis 0, as [A, 1, 1] writes it."""
+  logits = _logits(141, (3, 4, 5))
+  tau = jnp.asarray([[0.1], [1.0], [10.0]])
+  y = gumbel.gumbel_softmax(_key(42), logits, tau)
+  chex.assert_shape(y, (3, 4, 5))
+  np.testing.assert_array_equal(y, gumbel.gumbel_softmax(_key(42), logits, tau[:, :, None]))
 
+
+def _tfp_batch_shape(logits_shape, tau_shape):
+  with allow_rank_promotion():
+    return tuple(tfd.RelaxedOneHotCategorical(
+        jnp.ones(tau_shape), logits=jnp.zeros(logits_shape)).batch_shape)
+
+
+# name: (logits shape, temperature shape, axis, the reading used, the sample
+# shape). Both readings fit; the one that keeps the logits' shape is used.
+_KEEPING_READINGS = {
+    'issue_batch_shaped': ((4, 1, 3), (4, 1), -1, 'batch', (4, 1, 3)),
+    'per_row_category_axis_form': ((8, 4), (8, 1), -1, 'logits', (8, 4)),
+    'single_row': ((1, 4), (1, 1), -1, 'logits', (1, 4)),
+    'axis0_category_axis_form': ((5, 4), (1, 4), 0, 'logits', (5, 4)),
+    'scalar_logits_batch_size_1': ((5,), (1,), -1, 'logits', (5,)),
+}
+
+
+@pytest.mark.parametrize('case', list(_KEEPING_READINGS))
+def test_temperature_readings_that_differ_use_the_one_keeping_the_logits_shape(case):
+  """Where the batch reading (TFP's) and the `logits / tau` reading both fit
+  but differ, the one whose result has the logits' shape is used; where that
+  is the batch reading, the shape is TFP's."""
+  logits_shape, tau_shape, axis, reading, sample_shape = _KEEPING_READINGS[case]
+  logits, tau = _logits(142, logits_shape), _taus(tau_shape)
+  y = _gumbel_softmax(_key(43), logits, tau, axis=axis)
+  chex.assert_shape(y, sample_shape)
+  # The same sample as the temperature written in the unambiguous full form.
+  end_axis = axis - len(logits_shape) if axis >= 0 else axis
+  batch_shape = sample_shape[:len(sample_shape) + end_axis] + (
+      sample_shape[len(sample_shape) + end_axis + 1:])
+  per_entry = np.squeeze(tau, end_axis) if reading == 'logits' else tau
+  full = np.broadcast_to(per_entry, batch_shape)
+  np.testing.assert_array_equal(y, _gumbel_softmax(_key(43), logits, full, axis=axis))
+  log_p = _concrete_log_prob(y, logits, tau, axis)
+  chex.assert_shape(log_p, batch_shape)
+  np.testing.assert_allclose(log_p, _concrete_log_prob(y, logits, full, axis), rtol=1e-6)
+  if reading == 'batch':
+    assert _tfp_batch_shape(logits_shape, tau_shape) == batch_shape
+
+
+def test_temperature_readings_that_coincide():
+  """A size-1 temperature puts the same value on every entry in both readings:
+  the result is the scalar temperature's, whatever the rank."""
+  logits = _logits(143, (2, 3, 5))
+  expected = gumbel.gumbel_softmax(_key(44), logits, 0.7)
+  for tau_shape in [(), (1,), (1, 1), (1, 1, 1)]:
+    y = gumbel.gumbel_softmax(_key(44), logits, np.full(tau_shape, 0.7, np.float32))
+    np.testing.assert_array_equal(y, expected, err_msg=str(tau_shape))
+
+
+def test_issue_example_matches_tfp():
+  """Logits [4, 1, 3] with temperature [4, 1]: samples [4, 1, 3] and
+  log-densities [4, 1], as TFP gives them (not [4, 4, 3])."""
+  logits, tau = _logits(144, (4, 1, 3)), _taus((4, 1))
+  y = gumbel.gumbel_softmax(_key(45), logits, tau)
+  chex.assert_shape(y, (4, 1, 3))
+  np.testing.assert_allclose(
+      gumbel.concrete_log_prob(y, logits, tau),
+      _tfp_log_prob(tfd.RelaxedOneHotCategorical, tau, logits, y), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+      gumbel.exp_concrete_log_prob(jnp.log(y), logits, tau),
+      _tfp_log_prob(tfd.ExpRelaxedOneHotCategorical, tau, logits, jnp.log(y)),
+      rtol=1e-4, atol=1e-4)
+
+
+# name: (call(tau), temperature shape, the two results in the message, and
+# the two spellings it suggests, each with the result it gives).
+_gs = gumbel.gumbel_softmax
+_AMBIGUOUS = {
+    'neither_keeps': (
+        lambda t, l=None: _gs(_key(), jnp.zeros((5,)) if l is None else l, t), (4, 1),
+        'neither keeps', [(4, 1, 5), (4, 5)],
+        [('the same temperature with the logits broadcast to (4, 1, 5)',
+          lambda t: _gs(_key(), jnp.zeros((4, 1, 5)), t), (4, 1, 5)),
+         ('jnp.squeeze(temperature, -1)', lambda t: _gs(_key(), jnp.zeros((5,)), t[:, 0]),
+          (4, 5))]),
+    'both_keep': (
+        lambda t: _gs(_key(), jnp.zeros((2, 2, 3)), t), (2, 1), 'both keep',
+        [(2, 2, 3), (2, 2, 3)],
+        [('jnp.broadcast_to(temperature, (2, 2))',
+          lambda t: _gs(_key(), jnp.zeros((2, 2, 3)), jnp.broadcast_to(t, (2, 2))), (2, 2, 3)),
+         ('jnp.broadcast_to(jnp.squeeze(temperature, -1), (2, 2))',
+          lambda t: _gs(_key(), jnp.zeros((2, 2, 3)), jnp.broadcast_to(t[:, 0], (2, 2))),
+          (2, 2, 3))]),
+    'axis0': (
+        lambda t: _gs(_key(), jnp.zeros((5, 3)), t, axis=0), (4, 1, 3), 'neither keeps',
+        [(4, 1, 5, 3), (4, 5, 3)],
+        [('the same temperature with the logits broadcast to (4, 1, 5, 3)',
+          lambda t: _gs(_key(), jnp.zeros((4, 1, 5, 3)), t, axis=-2), (4, 1, 5, 3)),
+         ('jnp.squeeze(temperature, -2)',
+          lambda t: _gs(_key(), jnp.zeros((5, 3)), t[:, 0], axis=0), (4, 5, 3))]),
+    'density_samples_as_many_as_rows': (
+        lambda t: gumbel.concrete_log_prob(jnp.full((4, 4, 3), 1 / 3), jnp.zeros((4, 3)), t),
+        (4, 1), 'both keep', [(4, 4), (4, 4)],
+        [('jnp.broadcast_to(temperature, (4, 4))', None, None),
+         ('jnp.broadcast_to(jnp.squeeze(temperature, -1), (4, 4))',
+          lambda t: gumbel.concrete_log_prob(jnp.full((4, 4, 3), 1 / 3), jnp.zeros((4, 3)),
+                                             t[:, 0]), (4, 4))]),
+}
+
+
+@pytest.mark.parametrize('jit', [False, True], ids=['eager', 'jit'])
+@pytest.mark.parametrize('case', list(_AMBIGUOUS))
+def test_ambiguous_temperature_raises_showing_both_readings(case, jit):
+  """Both readings fit, differ, and neither or both keep the logits' shape:
+  the error shows both results and an unambiguous spelling of each (which
+  gives that result); also under jit (shapes are static)."""
+  call, tau_shape, keep, results, spellings = _AMBIGUOUS[case]
+  tau = jnp.asarray(_taus(tau_shape))
+  pattern = (rf'temperature of shape {re.escape(str(tau_shape))} is ambiguous .*{keep} .*'
+             rf'as a batch shape .*of shape {re.escape(str(results[0]))}.*'
+             rf'`logits / tau` .*of shape {re.escape(str(results[1]))}')
+  with pytest.raises(ValueError, match=pattern) as error:
+    (jax.jit(call) if jit else call)(tau)
+  for spelling, spelled, shape in spellings:
+    assert spelling in str(error.value)
+    if spelled is not None:
+      chex.assert_shape(spelled(tau), shape)
+
+
+# name: (logits shape, temperature shape, what each fitting reading would
+# give, the spelling of the first).
+_OUTER = {
+    'tfp_outer_product': ((4, 5), (3, 1), ['(3, 4)'], 'jnp.broadcast_to(temperature, (3, 4))'),
+    'both_outer': ((3, 5), (4, 1, 1), ['(4, 1, 3)', '(4, 3)'],
+                   'jnp.broadcast_to(temperature, (4, 1, 3))'),
+    'size_1_batch_axis_of_logits': ((1, 4, 3), (3, 1), ['(3, 4)'],
+                                    'jnp.broadcast_to(temperature, (3, 4))'),
+}
+
+
+@pytest.mark.parametrize('case', list(_OUTER))
+def test_temperature_never_broadcast_into_an_outer_product(case):
+  """A reading whose batch shape neither the temperature nor the logits have
+  (TFP would give it, `logits / tau` would give it for the (c) reading) does
+  not fit; the error names the shape and how to ask for it."""
+  logits_shape, tau_shape, outer, spelling = _OUTER[case]
+  with pytest.raises(ValueError, match=r'never broadcast into a batch shape') as error:
+    gumbel.gumbel_softmax(_key(), jnp.zeros(logits_shape), jnp.ones(tau_shape))
+  for shape in outer:
+    assert f'batch shape {shape}' in str(error.value)
+  assert spelling in str(error.value)
+  tau = jnp.broadcast_to(jnp.ones(tau_shape), eval(spelling.split(', ', 1)[1][:-1]))
+  y = gumbel.gumbel_softmax(_key(), jnp.zeros(logits_shape), tau)
+  assert y.shape[:-1] == _tfp_batch_shape(logits_shape, tau_shape)
 
 
 # ----------------------------------------------------------------------------
@@ -1015,6 +1175,7 @@ _X = np.full((2, 3), 1 / 3, np.float32)
 _TEMPERATURE_USERS = {
     'gumbel_softmax': lambda t: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), t),
     'gumbel_softmax_hard': lambda t: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), t, hard=True),
+    'log_gumbel_softmax': lambda t: gumbel.log_gumbel_softmax(_key(), jnp.zeros((2, 3)), t),
     'relaxed_bernoulli': lambda t: gumbel.relaxed_bernoulli(_key(), jnp.zeros((2,)), t),
     'concrete_log_prob': lambda t: gumbel.concrete_log_prob(_X, jnp.zeros(3), t),
     'exp_concrete_log_prob': lambda t: gumbel.exp_concrete_log_prob(np.log(_X), jnp.zeros(3), t),
@@ -1029,6 +1190,9 @@ _BAD_TEMPERATURES = {
     'array_with_zero': (np.asarray([1.0, 0.0]), r'got array\(\[1\., 0\.\]\)'),
     'jax_array_negative': (jnp.asarray([0.5, -2.0]), r'-2\.'),
     'nan': (float('nan'), r'got array\(nan\)'),
+    'inf': (float('inf'), r'got array\(inf\)'),
+    'bfloat16_zero': (jnp.asarray(0.0, jnp.bfloat16), r'got array\(0, dtype=.*bfloat16'),
+    'float16_negative': (np.asarray([0.5, -1.0], np.float16), r'-1\.'),
 }
 
 
@@ -1049,6 +1213,7 @@ def test_good_temperature_passes():
 _RANK0_USERS = {
     'gumbel_softmax': lambda l: gumbel.gumbel_softmax(_key(), l, 1.0),
     'gumbel_max': lambda l: gumbel.gumbel_max(_key(), l),
+    'log_gumbel_softmax': lambda l: gumbel.log_gumbel_softmax(_key(), l, 1.0),
     'concrete_log_prob': lambda l: gumbel.concrete_log_prob(l, l, 1.0),
     'exp_concrete_log_prob': lambda l: gumbel.exp_concrete_log_prob(l, l, 1.0),
     'categorical_kl': lambda l: gumbel.categorical_kl(l, l),
@@ -1064,6 +1229,8 @@ def test_rank0_logits_raise(fn):
 _AXIS_USERS = {
     'gumbel_softmax': lambda a: gumbel.gumbel_softmax(_key(), jnp.zeros((2, 3)), 1.0, axis=a),
     'gumbel_max': lambda a: gumbel.gumbel_max(_key(), jnp.zeros((2, 3)), axis=a),
+    'log_gumbel_softmax': lambda a: gumbel.log_gumbel_softmax(
+        _key(), jnp.zeros((2, 3)), 1.0, axis=a),
     'concrete_log_prob': lambda a: gumbel.concrete_log_prob(_X, _X, 1.0, axis=a),
     'exp_concrete_log_prob': lambda a: gumbel.exp_concrete_log_prob(_X, _X, 1.0, axis=a),
     'categorical_kl': lambda a: gumbel.categorical_kl(_X, _X, axis=a),
@@ -1075,3 +1242,167 @@ _AXIS_USERS = {
 def test_axis_out_of_range_raises(fn, axis):
   with pytest.raises(ValueError, match=rf'axis={axis} is out of range .* shape \(2, 3\)'):
     _AXIS_USERS[fn](axis)
+
+
+@pytest.mark.parametrize('jit', [False, True], ids=['eager', 'jit'])
+@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float16], ids=['bfloat16', 'float16'])
+@pytest.mark.parametrize('fn', list(_TEMPERATURE_USERS), ids=str)
+def test_low_precision_temperatures_accepted(fn, dtype, jit):
+  """float16 and bfloat16 temperatures (scalar and per-row) work eagerly and
+  under jit, and give what the float32 temperature gives (0.5 and 2 are exact)."""
+  call = _TEMPERATURE_USERS[fn]
+  if jit and fn != 'check_temperature':
+    call = jax.jit(call)
+  for value in (0.5, [0.5, 2.0]):
+    out = call(jnp.asarray(value, dtype))
+    if fn == 'check_temperature':
+      assert out is None
+    else:
+      np.testing.assert_array_equal(out, call(jnp.asarray(value, jnp.float32)))
+
+
+def test_check_temperature_accepts_every_real_dtype_and_skips_traced_values():
+  for value in (1, 0.5, np.float16(0.5), jnp.asarray([1, 2], jnp.int8),
+                jnp.asarray(0.5, jnp.bfloat16), np.asarray([0.5], np.float64), [0.5, 2.0]):
+    gumbel.check_temperature(value)
+  for value in (True, 'a', jnp.asarray(1 + 1j)):
+    with pytest.raises(ValueError, match=r'my_tau must be a real number'):
+      gumbel.check_temperature(value, 'my_tau')
+  with pytest.raises(ValueError, match=r'^rebar: temperature must be > 0 and finite'):
+    gumbel.check_temperature(-jnp.inf, 'rebar: temperature')
+  jax.jit(gumbel.check_temperature)(jnp.asarray(-1.0))  # Traced: not checked.
+
+
+_KEY_USERS = {
+    'gumbel_softmax': (gumbel.gumbel_softmax, (0.5,)),
+    'log_gumbel_softmax': (gumbel.log_gumbel_softmax, (0.5,)),
+    'gumbel_max': (gumbel.gumbel_max, ()),
+    'relaxed_bernoulli': (gumbel.relaxed_bernoulli, (0.5,)),
+}
+_KEYS = {'typed_key': lambda: jax.random.key(0), 'raw_key': lambda: jax.random.PRNGKey(0)}
+
+
+@pytest.mark.parametrize('jit', [False, True], ids=['eager', 'jit'])
+@pytest.mark.parametrize('key', list(_KEYS))
+@pytest.mark.parametrize('fn', list(_KEY_USERS))
+def test_arguments_in_pytorch_order_raise(fn, key, jit):
+  """fn(logits, key, ...) (PyTorch's F.gumbel_softmax(logits, tau) order): the
+  error says that the key comes first; the right order works."""
+  function, rest = _KEY_USERS[fn]
+  call = jax.jit(function) if jit else function
+  logits, key = jnp.zeros((2, 3)), _KEYS[key]()
+  with pytest.raises(ValueError, match=rf'^{fn}: key must be a PRNG key.*got a float32 array '
+                     rf'of shape \(2, 3\)\. The key comes first: {fn}\(key, logits'):
+    call(logits, key, *rest)
+  chex.assert_shape(call(key, logits, *rest), (2, 3))
+
+
+@pytest.mark.parametrize('key', list(_KEYS))
+@pytest.mark.parametrize('fn', list(_KEY_USERS))
+def test_key_in_the_logits_slot_raises(fn, key):
+  """A key where the logits belong (with a valid key first) says the same."""
+  function, rest = _KEY_USERS[fn]
+  key = _KEYS[key]()
+  with pytest.raises(ValueError, match=rf'^{fn}: logits must be a floating-point array.*'
+                     rf'The key comes first: {fn}\(key, logits'):
+    function(jax.random.key(1), key, *rest)
+
+
+@pytest.mark.parametrize('fn', [gumbel.sample_gumbel, gumbel.sample_logistic],
+                         ids=['sample_gumbel', 'sample_logistic'])
+def test_noise_without_a_key_raises(fn):
+  with pytest.raises(ValueError, match=rf'{fn.__name__}: key must be a PRNG key.*got tuple'):
+    fn((3,), _key())
+  with pytest.raises(ValueError, match=r'got int 0.*The key comes first'):
+    fn(0, (3,))
+
+
+_CATEGORY_AXIS_USERS = {
+    'gumbel_softmax': lambda l, **kw: gumbel.gumbel_softmax(_key(), l, 1.0, **kw),
+    'gumbel_softmax_hard': lambda l, **kw: gumbel.gumbel_softmax(_key(), l, 1.0, hard=True, **kw),
+    'log_gumbel_softmax': lambda l, **kw: gumbel.log_gumbel_softmax(_key(), l, 1.0, **kw),
+    'gumbel_max': lambda l, **kw: gumbel.gumbel_max(_key(), l, **kw),
+    'concrete_log_prob': lambda l, **kw: gumbel.concrete_log_prob(l, l, 1.0, **kw),
+    'exp_concrete_log_prob': lambda l, **kw: gumbel.exp_concrete_log_prob(l, l, 1.0, **kw),
+    'categorical_kl': lambda l, **kw: gumbel.categorical_kl(l, l, **kw),
+}
+_POINTS_NAME = {'concrete_log_prob': 'x', 'exp_concrete_log_prob': 'log_x',
+                'categorical_kl': 'logits_q'}
+
+
+@pytest.mark.parametrize('shape', [(5, 0), (0,)], ids=['5x0', '0'])
+@pytest.mark.parametrize('fn', list(_CATEGORY_AXIS_USERS))
+def test_zero_categories_raise(fn, shape):
+  name = _POINTS_NAME.get(fn, 'logits')
+  with pytest.raises(ValueError, match=rf'^{fn.removesuffix("_hard")}: {name} of shape '
+                     rf'{re.escape(str(shape))} has no categories'):
+    _CATEGORY_AXIS_USERS[fn](jnp.zeros(shape))
+  # An empty batch is fine.
+  assert _CATEGORY_AXIS_USERS[fn](jnp.zeros((0, 3))).shape[0] == 0
+
+
+def test_zero_categories_after_broadcasting_raise():
+  for fn in (gumbel.concrete_log_prob, gumbel.exp_concrete_log_prob):
+    with pytest.raises(ValueError, match=rf'{fn.__name__}: .*broadcast to \(5, 0\), which '
+                       r'has no categories'):
+      fn(jnp.zeros((5, 1)), jnp.zeros((5, 0)), 1.0)
+
+
+@pytest.mark.parametrize('axis', [(0, 1), [1], 1.0, None, True, '1'], ids=str)
+@pytest.mark.parametrize('fn', list(_CATEGORY_AXIS_USERS))
+def test_axis_not_one_int_raises(fn, axis):
+  hint = r'.*There is one category axis' if isinstance(axis, (tuple, list)) else ''
+  with pytest.raises(ValueError, match=rf'^{fn.removesuffix("_hard")}: axis must be an int '
+                     rf'\(the category axis\), got {re.escape(repr(axis))}\.{hint}'):
+    _CATEGORY_AXIS_USERS[fn](jnp.zeros((2, 3)), axis=axis)
+  # NumPy integers are ints.
+  chex.assert_rank(_CATEGORY_AXIS_USERS[fn](jnp.zeros((2, 3)), axis=np.int64(0)), {1, 2})
+
+
+def test_traced_axis_and_hard_raise_saying_they_are_static():
+  sample = jax.jit(gumbel.gumbel_softmax)
+  with pytest.raises(ValueError, match=r"gumbel_softmax: axis must be an int.*static_argnames"):
+    sample(_key(), jnp.zeros((2, 3)), 0.5, axis=0)
+  with pytest.raises(ValueError, match=r"gumbel_softmax: hard must be True or False.*"
+                     r"static_argnames=\('hard',\)"):
+    sample(_key(), jnp.zeros((2, 3)), 0.5, hard=True)
+  with pytest.raises(ValueError, match=r"relaxed_bernoulli: hard must be True or False"):
+    jax.jit(gumbel.relaxed_bernoulli)(_key(), jnp.zeros(3), 0.5, hard=False)
+
+
+_INTEGER_LOGITS = {
+    'gumbel_softmax': ('logits', lambda l: gumbel.gumbel_softmax(_key(), l, 1.0)),
+    'log_gumbel_softmax': ('logits', lambda l: gumbel.log_gumbel_softmax(_key(), l, 1.0)),
+    'gumbel_max': ('logits', lambda l: gumbel.gumbel_max(_key(), l)),
+    'relaxed_bernoulli': ('logits', lambda l: gumbel.relaxed_bernoulli(_key(), l, 1.0)),
+    'concrete_log_prob': ('logits', lambda l: gumbel.concrete_log_prob(_X, l, 1.0)),
+    'exp_concrete_log_prob': ('logits', lambda l: gumbel.exp_concrete_log_prob(_X, l, 1.0)),
+    'binary_concrete_log_prob': ('logits', lambda l: gumbel.binary_concrete_log_prob(
+        0.5, l, 1.0)),
+    'categorical_kl': ('logits_q', lambda l: gumbel.categorical_kl(l, jnp.zeros(3))),
+    'categorical_kl ': ('logits_p', lambda l: gumbel.categorical_kl(jnp.zeros(3), l)),
+    'bernoulli_kl': ('logits_q', lambda l: gumbel.bernoulli_kl(l, jnp.zeros(3))),
+    'bernoulli_kl ': ('logits_p', lambda l: gumbel.bernoulli_kl(jnp.zeros(3), l)),
+}
+
+
+@pytest.mark.parametrize('dtype', [jnp.int32, jnp.bool_], ids=['int32', 'bool'])
+@pytest.mark.parametrize('fn', list(_INTEGER_LOGITS), ids=str.strip)
+def test_integer_logits_raise(fn, dtype):
+  """Eagerly and under jit; the message names the function and the argument
+  and says how to cast."""
+  name, call = _INTEGER_LOGITS[fn]
+  logits = jnp.asarray([0, 1, 0], dtype)
+  pattern = (rf'^{fn.strip()}: {name} must be a floating-point array, got a[n]? '
+             rf'{jnp.dtype(dtype)} array of shape \(3,\)\..*{name}\.astype\(jnp\.float32\)')
+  for c in (call, jax.jit(call)):
+    with pytest.raises(ValueError, match=pattern):
+      c(logits)
+  assert np.all(np.isfinite(call(logits.astype(jnp.float32))))
+
+
+def test_python_numbers_are_float_logits():
+  """A Python int is a number, not an integer array: 0 as a prior's logits."""
+  np.testing.assert_allclose(gumbel.bernoulli_kl(0.0, 0), 0.0)
+  np.testing.assert_allclose(gumbel.categorical_kl(jnp.zeros(3), 0), 0.0, atol=1e-7)
+  assert gumbel.binary_concrete_log_prob(0.5, 0, 1).dtype == jnp.float32
