@@ -1,4 +1,10 @@
-"""gumbel: Gumbel-Softmax / Concrete relaxations and gradient estimators in JAX."""
+"""gumbel: Gumbel-Softmax / Concrete relaxations and gradient estimators in JAX.
+
+The public API is listed in `__all__` (what `help(gumbel)` shows). The
+distribution objects for distrax and numpyro live in `gumbel.distrax_adapter`
+and `gumbel.numpyro_adapter`; they need the extras `gumbel[distrax]` and
+`gumbel[numpyro]`, so `import gumbel` does not import them.
+"""
 
 from gumbel.distributions import bernoulli_kl
 from gumbel.distributions import binary_concrete_log_prob
@@ -27,3 +33,36 @@ from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
 
 __version__ = '0.1.0'
+
+__all__ = (
+    # Distributions: noise, sampling, densities, divergences.
+    'bernoulli_kl',
+    'binary_concrete_log_prob',
+    'categorical_kl',
+    'check_temperature',
+    'concrete_log_prob',
+    'exp_concrete_log_prob',
+    'gumbel_from_uniform',
+    'gumbel_max',
+    'gumbel_softmax',
+    'log_gumbel_softmax',
+    'logistic_from_uniform',
+    'relaxed_bernoulli',
+    'sample_gumbel',
+    'sample_logistic',
+    'straight_through',
+    # Diagnostics.
+    'gradient_variance',
+    # Estimators.
+    'ESTIMATORS',
+    'Estimator',
+    'get_estimator',
+    # Objectives.
+    'bernoulli_log_likelihood',
+    'categorical_log_prob',
+    'importance_weighted_bound',
+    'negative_elbo',
+    # Temperature schedules.
+    'constant_temperature',
+    'exponential_temperature',
+)
