@@ -971,3 +971,45 @@ def bernoulli_kl(logits_q: ArrayLike, logits_p: ArrayLike) -> Array:
   kl = (q * (jax.nn.softplus(-lp) - jax.nn.softplus(-lq))
         + (1 - q) * (jax.nn.softplus(lp) - jax.nn.softplus(lq)))
   return kl.astype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# Parameters of the distribution objects (gumbel.distrax_adapter,
+# gumbel.numpyro_adapter).
+# ----------------------------------------------------------------------------
+
+
+def _logits_or_probs(logits, probs, fn, bernoulli=False):
+  """The logits, given exactly one of `logits` and `probs`."""
+  if (logits is None) == (probs is None):
+    raise ValueError(f'{fn}: pass exactly one of logits and probs.')
+  if logits is not None:
+    return _as_logits(logits, fn)
+  probs = _as_logits(probs, fn, 'probs')
+  if bernoulli:
+    return jnp.log(probs) - jnp.log1p(-probs)
+  return jnp.log(probs)
+
+
+def _relaxed_categorical_parameters(temperature, logits, probs, fn):
+  """`(logits [batch..., K], temperature [batch...])`, broadcast by the rule.
+
+  The temperature of the full batch shape is unambiguous for any points of
+  more leading axes (module docstring), so the distribution objects store it
+  in that form.
+  """
+  logits = _logits_or_probs(logits, probs, fn)
+  _check_categorical(logits, -1, fn)
+  tau, shape = _categorical_temperature(
+      temperature, logits.shape, -1, _compute_dtype(logits.dtype), fn,
+      f'logits of shape {logits.shape}')
+  return jnp.broadcast_to(logits, shape), jnp.broadcast_to(jnp.squeeze(tau, -1), shape[:-1])
+
+
+def _relaxed_bernoulli_parameters(temperature, logits, probs, fn):
+  """`(logits, temperature)`, both of their broadcast shape."""
+  logits = _logits_or_probs(logits, probs, fn, bernoulli=True)
+  tau, shape = _bernoulli_temperature(
+      temperature, logits.shape, _compute_dtype(logits.dtype), fn,
+      f'logits of shape {logits.shape}')
+  return jnp.broadcast_to(logits, shape), jnp.broadcast_to(tau, shape)

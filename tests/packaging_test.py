@@ -32,6 +32,8 @@ y = gumbel.gumbel_softmax(jax.random.key(0), jnp.zeros((2, 3)), 0.5)
 assert y.shape == (2, 3), y.shape
 assert abs(float(y.sum()) - 2.0) < 1e-5, y
 assert 'rebar' in gumbel.ESTIMATORS and estimators.ESTIMATORS is gumbel.ESTIMATORS
+# The adapters' packages are optional extras: importing gumbel needs neither.
+assert 'distrax' not in sys.modules and 'numpyro' not in sys.modules
 """
 
 
@@ -62,6 +64,7 @@ def test_wheel_holds_only_the_library(wheel):
   assert 'gumbel/__init__.py' in names
   assert 'gumbel/estimators/__init__.py' in names
   assert 'gumbel/estimators.py' not in names
+  assert {'gumbel/distrax_adapter.py', 'gumbel/numpyro_adapter.py'} <= set(names)
   (metadata,) = [n for n in names if n.endswith('.dist-info/METADATA')]
   with zipfile.ZipFile(wheel) as z:
     text = z.read(metadata).decode()
@@ -71,7 +74,9 @@ def test_wheel_holds_only_the_library(wheel):
   assert base == ['flax', 'jax', 'numpy', 'optax'], requires
   extras = [l.split(':', 1)[1].strip() for l in text.splitlines()
             if l.startswith('Provides-Extra:')]
-  assert sorted(extras) == ['experiments', 'test'], extras
+  assert sorted(extras) == ['distrax', 'experiments', 'numpyro', 'test'], extras
+  assert any(r.startswith('distrax') and 'extra == "distrax"' in r for r in requires), requires
+  assert any(r.startswith('numpyro') and 'extra == "numpyro"' in r for r in requires), requires
 
 
 def test_installed_wheel_imports_outside_the_checkout(wheel, tmp_path):
