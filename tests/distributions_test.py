@@ -370,6 +370,25 @@ def test_gumbel_softmax_extreme_logits_finite(dtype, hard):
   np.testing.assert_allclose(np.asarray(y[0], np.float32), [1, 0, 0], atol=1e-3)
 
 
+@pytest.mark.parametrize('dtype', LOW_PRECISION, ids=DTYPE_IDS)
+def test_log_gumbel_softmax_is_log_of_gumbel_softmax(dtype):
+  """The same noise for the same key; finite in log space where the Concrete
+  sample underflows to 0 (tau 0.01), with a finite ExpConcrete density."""
+  logits = _logits(150, (64, 6)).astype(dtype)
+  log_y = jax.jit(gumbel.log_gumbel_softmax)(_key(50), logits, 0.7)
+  assert log_y.dtype == dtype
+  log_y = np.asarray(log_y, np.float32)
+  y = np.asarray(gumbel_softmax(_key(50), logits, 0.7), np.float32)
+  rounding = 2.0 ** -jnp.finfo(dtype).nmant
+  np.testing.assert_allclose(np.exp(log_y), y, rtol=4 * rounding, atol=1e-6)
+  np.testing.assert_allclose(jax.nn.logsumexp(log_y, -1), 0.0, atol=8 * rounding)
+  cold = jax.jit(gumbel.log_gumbel_softmax)(_key(51), 30.0 * logits, 0.01)
+  cold = np.asarray(cold, np.float32)
+  assert np.all(np.isfinite(cold)) and cold.min() < -1e3  # exp(-1e3) is 0 in float32.
+  log_p = exp_concrete_log_prob(cold, 30.0 * np.asarray(logits, np.float32), 0.01)
+  assert np.all(np.isfinite(log_p))
+
+
 def test_gumbel_softmax_axis_first_matches_axis_last():
   """axis=0 relaxes over the first axis: with well separated logits the sample
   is nearly the transposed one-hot of the argmax, exactly so when hard."""
