@@ -37,6 +37,12 @@ config_flags.DEFINE_config_file(
 _SWEEP = flags.DEFINE_bool(
     'sweep', False, "Run the config file's get_hyper sweep, one run folder per member.")
 _SHARD = flags.DEFINE_string('shard', '0/1', 'With --sweep: run slice i of n of the grid.')
+_WORKERS = flags.DEFINE_integer(
+    'workers', 1, 'With --sweep: local worker processes sharing the grid as a work queue '
+    '(0: one per CPU core on a CPU, sweep.num_workers).')
+_MAX_GROUP_SIZE = flags.DEFINE_integer(
+    'max_group_size', 0, 'With --sweep: members per compiled program at most (0: no limit; '
+    '-1: one on a CPU, sweep.resolve_group_size).')
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
@@ -64,8 +70,8 @@ def _main(argv):
   config = flags.FLAGS.config
   experiment = importlib.import_module(f'experiments.{config.experiment}')
   if not _SWEEP.value:
-    if _SHARD.value != '0/1':
-      raise app.UsageError('--shard needs --sweep.')
+    if _SHARD.value != '0/1' or _WORKERS.value != 1 or _MAX_GROUP_SIZE.value:
+      raise app.UsageError('--shard, --workers and --max_group_size need --sweep.')
     experiment.train_and_evaluate(config, _WORKDIR.value)
     return
   module, arg = _config_module(flags.FLAGS['config'].config_filename)
@@ -73,8 +79,8 @@ def _main(argv):
     raise app.UsageError(f'{flags.FLAGS["config"].config_filename} declares no get_hyper sweep.')
   members = sweep.expand(config, module.get_hyper(sweep, arg), _WORKDIR.value,
                          experiment.create_task)
-  index, count = sweep.parse_shard(_SHARD.value)
-  sweep.run(sweep.shard(members, index, count))
+  sweep.launch(members, workers=_WORKERS.value, shard_spec=_SHARD.value,
+               max_group_size=_MAX_GROUP_SIZE.value, log_dir=_WORKDIR.value)
 
 
 if __name__ == '__main__':

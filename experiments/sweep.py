@@ -15,17 +15,33 @@ cluster's job array covers it in one shared workdir; `run` trains what is
 not finished yet. Every member writes an ordinary run folder
 `<workdir>/<member name>/`, so a killed sweep resumes where it stopped and
 never retrains a finished member.
+
+The sweep also owns how a grid is spread over a machine: `launch` (what the
+launcher and both table scripts call) trains a shard in this process, or the
+whole grid in `run_local`'s worker processes (one per CPU core by default on
+a CPU, `num_workers`), which take the members from a file the parent writes
+(not from re-parsed flags) and share them as a work queue; `max_group_size`
+caps the members per compiled program (`resolve_group_size`: -1 is one per
+program on a CPU).
+
+  python -m experiments.sweep QUEUE_FILE   # one worker of run_local (internal)
 """
 
 import itertools
 import math
 import os
+import pickle
+import signal
+import subprocess
+import sys
 import time
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Optional, Sequence
 
 from absl import logging
+import jax
 import ml_collections
 
+from experiments import preemption
 from experiments import training
 
 _PREFIX = 'config.'
@@ -169,12 +185,56 @@ def _group_key(member: Member) -> tuple:
   return (id(member.create_task), os.path.dirname(member.workdir), fields)
 
 
-def group(members: Sequence[Member]) -> list[list[Member]]:
-  """Members that share everything but `MEMBER_FIELDS`, in first-seen order."""
+def group(members: Sequence[Member], max_group_size: int = 0) -> list[list[Member]]:
+  """Members that share everything but `MEMBER_FIELDS`, in first-seen order.
+
+  Args:
+    members: the grid.
+    max_group_size: at most this many members per group (consecutive slices
+      of a larger one); 0: no limit.
+  """
+  if max_group_size < 0:
+    raise ValueError(f'max_group_size must be >= 0 here, got {max_group_size} '
+                     '(resolve_group_size turns -1 into a size).')
   groups: dict[tuple, list[Member]] = {}
   for member in members:
     groups.setdefault(_group_key(member), []).append(member)
-  return list(groups.values())
+  if not max_group_size:
+    return list(groups.values())
+  return [g[i:i + max_group_size] for g in groups.values()
+          for i in range(0, len(g), max_group_size)]
+
+
+def resolve_group_size(max_group_size: int) -> int:
+  """-1: 1 on a CPU, 0 (no limit) on accelerators; other values as given.
+
+  On XLA:CPU vmapping the members of a conv net turns their convolutions into
+  grouped ones, about 2x slower than the members one after another (measured
+  on M2, Table 2's small preset); and vmapping buys nothing on a CPU anyway
+  (README, Speed: Sweeps).
+  """
+  if max_group_size < -1:
+    raise ValueError(f'max_group_size must be -1 (auto), 0 (no limit) or > 0, '
+                     f'got {max_group_size}.')
+  if max_group_size == -1:
+    return 1 if jax.default_backend() == 'cpu' else 0
+  return max_group_size
+
+
+_MAX_AUTO_WORKERS = 8  # Each worker holds its own copy of the data and compiled programs.
+
+
+def num_workers(requested: int, shard_count: int = 1) -> int:
+  """Local worker processes: `requested`, or with 0 one per CPU core (at most 8)
+  when JAX runs on the CPU and the grid is not sharded; else 1 (one process
+  drives an accelerator, several vmapped members fill it)."""
+  if requested < 0:
+    raise ValueError(f'--workers must be >= 0, got {requested}.')
+  if requested:
+    return requested
+  if shard_count != 1 or jax.default_backend() != 'cpu':
+    return 1
+  return max(1, min(os.cpu_count() or 1, _MAX_AUTO_WORKERS))
 
 
 # ----------------------------------------------------------------------------
@@ -183,7 +243,7 @@ def group(members: Sequence[Member]) -> list[list[Member]]:
 
 
 def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
-        claim: bool = False) -> dict[str, dict]:
+        claim: bool = False, max_group_size: int = 0) -> dict[str, dict]:
   """Trains the members that are not finished, one compiled program per group.
 
   Args:
@@ -192,11 +252,13 @@ def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
     claim: several local processes share the grid as a work queue: a group
       is trained by the process that first creates its claim file (see
       `clear_claims`); the others skip it.
+    max_group_size: members per compiled program at most (0: no limit; -1:
+      `resolve_group_size`).
 
   Returns:
     `{workdir: result}` of every member finished earlier or trained here.
   """
-  groups = group(members)
+  groups = group(members, resolve_group_size(max_group_size))
   results = {}
   start = time.perf_counter()
   trained = 0
@@ -248,3 +310,140 @@ def clear_claims(members: Sequence[Member]):
 
 def _finished(member: Member) -> bool:
   return training.is_finished(member.config, member.workdir)
+
+
+# ----------------------------------------------------------------------------
+# Spreading a grid over one machine's processes.
+# ----------------------------------------------------------------------------
+
+
+def launch(members: Sequence[Member], *, workers: int = 1, shard_spec: str = '0/1',
+           max_group_size: int = 0, log_dir: Optional[str] = None, label: str = 'Sweep'):
+  """Trains a grid: slice `shard_spec` of it here, or all of it in local workers.
+
+  Args:
+    members: the whole grid, in the same order on every machine; with
+      several workers the queue is taken in this order.
+    workers: local worker processes (`num_workers`: 0 is one per core on a
+      CPU); with more than one, `shard_spec` must be '0/1'.
+    shard_spec: 'i/n', the slice of the grid this process trains.
+    max_group_size: members per compiled program at most (0: no limit, -1:
+      `resolve_group_size`).
+    log_dir: where the workers' logs go (required with several workers).
+    label: the prefix of progress lines.
+  """
+  index, count = parse_shard(shard_spec)
+  n = num_workers(workers, count)
+  if n > 1:
+    if count != 1:
+      raise ValueError('Local workers run the shards of one machine; use them without --shard.')
+    run_local(members, n, log_dir, max_group_size=max_group_size, label=label)
+    return
+  mine = shard(members, index, count)
+  logging.info('%s: %d runs in %d programs; shard %d/%d trains %d of them.', label,
+               len(members), len(group(members, resolve_group_size(max_group_size))), index,
+               count, len(mine))
+  run(mine, max_group_size=max_group_size)
+
+
+_SINGLE_THREAD_XLA = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
+
+
+def single_thread_xla_env() -> dict:
+  """This process's environment with XLA on one thread (what a local worker runs with)."""
+  env = dict(os.environ)
+  env['XLA_FLAGS'] = f'{env.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
+  return env
+
+
+def run_local(members: Sequence[Member], num_workers: int, log_dir: str, *,
+              max_group_size: int = 0, label: str = 'Sweep'):
+  """Trains the grid in `num_workers` local processes; logs progress with an ETA.
+
+  The parent writes the members (configs, workdirs and programs, pickled)
+  to a queue file in `log_dir`; each worker (`python -m experiments.sweep
+  FILE`) takes the next group nobody has claimed, in the members' order, so
+  a long group does not hold up a fixed shard. XLA runs on one thread in
+  each, which on small models is as fast per process as two threads and
+  lets compilations run side by side. SIGTERM/SIGINT are forwarded once to
+  every worker, which saves and stops; the parent then exits with their
+  status.
+
+  Raises:
+    RuntimeError: a worker failed (its log is named).
+  """
+  if not log_dir:
+    raise ValueError('run_local needs a log_dir for the queue file and the worker logs.')
+  os.makedirs(log_dir, exist_ok=True)
+  clear_claims(members)
+  queue = os.path.join(log_dir, f'queue-{os.getpid()}.pkl')
+  with open(queue, 'wb') as f:
+    pickle.dump({'members': list(members), 'max_group_size': max_group_size}, f)
+  env = single_thread_xla_env()
+  procs, logs = [], []
+  for i in range(num_workers):
+    logs.append(os.path.join(log_dir, f'worker{i}.log'))
+    with open(logs[-1], 'a') as log:
+      procs.append(subprocess.Popen(
+          [sys.executable, '-m', 'experiments.sweep', queue], stdout=log,
+          stderr=subprocess.STDOUT, env=env,
+          start_new_session=True))  # Signals reach them once, through forward().
+  start = time.perf_counter()
+  done_before = sum(_finished(m) for m in members)
+
+  def forward(signum, frame):  # Preemption reaches the workers, which save and stop.
+    del frame
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signum)
+
+  previous = {s: signal.signal(s, forward) for s in preemption.SIGNALS}
+  try:
+    while any(p.poll() is None for p in procs):
+      _wait_and_report(procs, members, start, done_before, logs, label)
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
+    os.remove(queue)
+  statuses = {p.returncode for p in procs}
+  preempted = statuses & {128 + s for s in preemption.SIGNALS}
+  if preempted:
+    logging.warning('%s workers stopped at a signal; rerun the same command to resume.', label)
+    sys.exit(max(preempted))
+  failed = [log for p, log in zip(procs, logs) if p.returncode != 0]
+  if failed:
+    raise RuntimeError(f'Worker(s) failed; see {failed}. Rerun the same command to resume.')
+
+
+def _wait_and_report(procs, members, start, done_before, logs, label):
+  """Waits up to PROGRESS_SECONDS, then logs the runs finished and an ETA."""
+  deadline = time.perf_counter() + training.PROGRESS_SECONDS
+  while time.perf_counter() < deadline and any(p.poll() is None for p in procs):
+    time.sleep(0.5)
+  done = sum(_finished(m) for m in members)
+  elapsed = time.perf_counter() - start
+  rate = (done - done_before) / elapsed
+  eta = (len(members) - done) / rate if rate > 0 else float('inf')
+  logging.info('%s: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', label, done,
+               len(members), training.format_duration(elapsed), training.format_duration(eta),
+               ', '.join(logs))
+
+
+def _worker_main(queue: str):
+  """One `run_local` worker: trains the unclaimed groups of the queue file."""
+  training.quiet_orbax_logs()
+  with open(queue, 'rb') as f:
+    spec = pickle.load(f)
+  try:
+    run(spec['members'], claim=True, max_group_size=spec['max_group_size'])
+  except preemption.Preempted as e:  # Logged with what was saved.
+    sys.exit(e.exit_status)
+
+
+if __name__ == '__main__':
+  if len(sys.argv) != 2:
+    sys.exit('usage: python -m experiments.sweep QUEUE_FILE (a worker of sweep.run_local)')
+  logging.set_verbosity(logging.INFO)
+  logging.use_absl_handler()
+  from experiments import sweep as _sweep  # pylint: disable=g-import-not-at-top
+  _sweep._worker_main(sys.argv[1])  # The module's own copy (the one the queue names).

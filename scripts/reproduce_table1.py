@@ -26,8 +26,6 @@ import functools
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 
@@ -60,7 +58,6 @@ PAPER = {
 }
 
 FLAGS = flags.FLAGS
-_MAX_AUTO_WORKERS = 8  # Each worker holds its own copy of the data and compiled programs.
 
 
 def define_flags():
@@ -76,7 +73,6 @@ def define_flags():
   flags.DEFINE_string('data_dir', None, 'Override data.dir.')
   flags.DEFINE_string('data_name', None, 'Override data.name.')
   flags.DEFINE_string('binarization', None, 'Override data.binarization.')
-  flags.DEFINE_bool('worker', False, 'Internal: one of the --workers processes.')
   flags.DEFINE_bool('estimate', False, 'Print each cell\'s runs, member-steps and estimated '
                     'hours on this machine (from a short timing of each compiled program) and '
                     'the total, then exit without training.')
@@ -137,9 +133,10 @@ def summarize(members) -> dict:
   """Picks the learning rate (and annealing) on validation; test mean/std over seeds there."""
   valid_key, test_key = metric_names(members[0].config)
   found = sweep.outcomes(members, valid_key)
-  by_setting = {}
+  by_setting, workdirs = {}, {}
   for m, result in found.finished:
     by_setting.setdefault(_setting(m.config), []).append(result)
+    workdirs.setdefault(_setting(m.config), []).append(m.workdir)
   out = {'missing': found.missing, 'diverged': found.diverged, 'test_key': test_key}
   if not by_setting:
     return out
@@ -147,7 +144,7 @@ def summarize(members) -> dict:
   chosen = by_setting[best]
   tests = np.asarray([r[test_key] for r in chosen])
   out.update({
-      'learning_rate': best[0], 'mean': float(tests.mean()),
+      'learning_rate': best[0], 'mean': float(tests.mean()), 'workdirs': workdirs[best],
       'std': float(tests.std(ddof=1)) if len(tests) > 1 else float('nan'),
       'seeds': len(tests), 'valid': float(np.mean([r[valid_key] for r in chosen])),
       'data': chosen[0].get('data', '?'),
@@ -257,60 +254,6 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
   return tables.write(workdir, 'table1', md, csv_rows, summaries, first_field='row')
 
 
-_SINGLE_THREAD_XLA = '--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1'
-
-
-def run_workers(num_workers: int, members) -> None:
-  """Trains the grid in `num_workers` local processes; logs progress with an ETA.
-
-  The processes share the grid as a work queue (each takes the next group
-  nobody has claimed), so a long cell does not hold up a fixed shard; XLA
-  runs on one thread in each, which on small models is as fast per process
-  as two threads and lets compilations run side by side.
-  """
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = f'{env.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
-  args = [f'--preset={FLAGS.preset}', f'--workdir={FLAGS.workdir}',
-          f'--rows={",".join(FLAGS.rows)}', f'--estimators={",".join(FLAGS.estimators)}',
-          '--worker']
-  args += [f'--{name}={FLAGS[name].value}' for name in
-           ('data_source', 'data_dir', 'data_name', 'binarization') if FLAGS[name].value is not None]
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  sweep.clear_claims(members)
-  procs, logs = [], []
-  for i in range(num_workers):
-    logs.append(os.path.join(FLAGS.workdir, f'worker{i}.log'))
-    with open(logs[-1], 'a') as log:
-      procs.append(subprocess.Popen(
-          [sys.executable, '-m', 'scripts.reproduce_table1', *args],
-          stdout=log, stderr=subprocess.STDOUT, env=env,
-          start_new_session=True))  # Signals reach them once, through forward().
-  start = time.perf_counter()
-  done_before = sum(training.is_finished(m.config, m.workdir) for m in members)
-
-  def forward(signum, frame):  # Preemption reaches the workers, which save and stop.
-    del frame
-    for p in procs:
-      if p.poll() is None:
-        p.send_signal(signum)
-
-  previous = {s: signal.signal(s, forward) for s in preemption.SIGNALS}
-  try:
-    while any(p.poll() is None for p in procs):
-      _wait_and_report(procs, members, start, done_before, logs)
-  finally:
-    for s, handler in previous.items():
-      signal.signal(s, handler)
-  statuses = {p.returncode for p in procs}
-  preempted = statuses & {128 + s for s in preemption.SIGNALS}
-  if preempted:
-    logging.warning('Table 1 workers stopped at a signal; rerun the same command to resume.')
-    sys.exit(max(preempted))
-  failed = [log for p, log in zip(procs, logs) if p.returncode != 0]
-  if failed:
-    raise RuntimeError(f'Worker(s) failed; see {failed}. Rerun the same command to resume.')
-
-
 # Rough relative cost of a cell's training step, to order the work queue.
 _COST = {'arm': 8, 'relax': 6, 'rebar': 6, 'gumbel_rao': 4, 'vimco': 3, 'muprop': 2, 'darn': 2}
 
@@ -323,38 +266,11 @@ def _cost_rank(member) -> float:
   return -cost * (2 if config.model.task == 'sbn' else 1)
 
 
-def _wait_and_report(procs, members, start, done_before, logs):
-  """Waits up to PROGRESS_SECONDS, then logs the runs finished and an ETA."""
-  deadline = time.perf_counter() + training.PROGRESS_SECONDS
-  while time.perf_counter() < deadline and any(p.poll() is None for p in procs):
-    time.sleep(0.5)
-  done = sum(training.is_finished(m.config, m.workdir) for m in members)
-  elapsed = time.perf_counter() - start
-  rate = (done - done_before) / elapsed
-  eta = (len(members) - done) / rate if rate > 0 else float('inf')
-  logging.info('Table 1: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', done,
-               len(members), training.format_duration(elapsed), training.format_duration(eta),
-               ', '.join(logs))
-
-
 def main(argv):
   try:
     _main(argv)
   except preemption.Preempted as e:  # Logged with what was saved; rerun to resume.
     sys.exit(e.exit_status)
-
-
-def num_workers(requested: int, shard_count: int, no_training: bool) -> int:
-  """Local worker processes: --workers, or with 0 one per CPU core (at most 8) on CPU."""
-  if requested < 0:
-    raise app.UsageError(f'--workers must be >= 0, got {requested}.')
-  if no_training:
-    return 1
-  if requested:
-    return requested
-  if shard_count != 1 or jax.default_backend() != 'cpu':
-    return 1  # One process drives the accelerator; several vmapped members fill it.
-  return max(1, min(os.cpu_count() or 1, _MAX_AUTO_WORKERS))
 
 
 # The H200 sweep benchmark (docs/benchmarks/benchmark_sweep_{cpu,h200}.jsonl):
@@ -467,7 +383,7 @@ def _main(argv):
   training.quiet_orbax_logs()
   if FLAGS.estimate and jax.config.jax_platforms in (None, '', 'cpu'):
     # Time what a --workers process runs: XLA on one thread (before JAX starts its backend).
-    os.environ['XLA_FLAGS'] = f'{os.environ.get("XLA_FLAGS", "")} {_SINGLE_THREAD_XLA}'.strip()
+    os.environ['XLA_FLAGS'] = sweep.single_thread_xla_env()['XLA_FLAGS']
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for row in FLAGS.rows:
@@ -484,22 +400,13 @@ def _main(argv):
   members = [m for ms in cells.values() for m in ms]
   index, count = sweep.parse_shard(FLAGS.shard)
   if FLAGS.estimate:
-    print(estimate(cells, FLAGS.estimate_steps, num_workers(FLAGS.workers, count, False)))
+    print(estimate(cells, FLAGS.estimate_steps, sweep.num_workers(FLAGS.workers, count)))
     return
-  workers = num_workers(FLAGS.workers, count, FLAGS.worker or FLAGS.collect_only)
-  if workers > 1:
-    if count != 1:
-      raise app.UsageError('--workers runs the shards of one machine; use it without --shard.')
-    run_workers(workers, members)
-  elif FLAGS.worker:
-    # The queue starts with the slowest cells, so that the workers finish together.
-    sweep.run(sorted(members, key=_cost_rank), claim=True)
-    return
-  elif not FLAGS.collect_only:
-    mine = sweep.shard(members, index, count)
-    logging.info('Table 1 (%s): %d cells, %d runs; shard %d/%d trains %d of them.',
-                 FLAGS.preset, len(cells), len(members), index, count, len(mine))
-    sweep.run(mine)
+  if not FLAGS.collect_only:
+    # With local workers the queue starts with the slowest cells, so that they finish together.
+    queue = members if count != 1 else sorted(members, key=_cost_rank)
+    sweep.launch(queue, workers=FLAGS.workers, shard_spec=FLAGS.shard, log_dir=FLAGS.workdir,
+                 label=f'Table 1 ({FLAGS.preset}, {len(cells)} cells)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, FLAGS.preset, wall))

@@ -25,8 +25,6 @@ import time
 
 from absl import app
 from absl import flags
-from absl import logging
-import jax
 import numpy as np
 
 from configs import ssl as table_config
@@ -56,7 +54,10 @@ def define_flags():
   flags.DEFINE_string('data_source', None, 'Override data.source.')
   flags.DEFINE_string('data_dir', None, 'Override data.dir.')
   flags.DEFINE_integer('max_group_size', -1, 'Members per compiled program (0: all seeds of '
-                       'an alpha vmapped together); -1: 1 on CPU, 0 elsewhere.')
+                       'an alpha vmapped together); -1: 1 on CPU, 0 elsewhere '
+                       '(sweep.resolve_group_size).')
+  flags.DEFINE_integer('workers', 1, 'Local worker processes sharing the grid as a work '
+                       'queue (sweep.num_workers; 0: one per CPU core on a CPU).')
 
 
 def cell_members(preset, modes, workdir, overrides=None) -> dict:
@@ -174,35 +175,6 @@ def write_table(cells: dict, workdir: str, preset: str,
   return tables.write(workdir, 'table2', md, csv_rows, summaries, first_field='mode')
 
 
-def group_size(max_group_size: int) -> int:
-  """-1 resolves to 1 on CPU, where vmapping members turns their convolutions into
-  grouped ones that XLA:CPU runs ~2x slower than the members one after another
-  (measured on M2, preset small), and to 0 (no limit) on accelerators."""
-  if max_group_size != -1:
-    return max_group_size
-  return 1 if jax.default_backend() == 'cpu' else 0
-
-
-def train(members, max_group_size: int):
-  """`sweep.run` with at most `max_group_size` members per compiled program (0: no limit)."""
-  if max_group_size == 0:
-    sweep.run(members)
-    return
-  batches = [g[i:i + max_group_size] for g in sweep.group(members)
-             for i in range(0, len(g), max_group_size)]
-  unfinished = lambda batch: any(not training.is_finished(m.config, m.workdir) for m in batch)
-  start, trained = time.perf_counter(), 0
-  for k, batch in enumerate(batches):
-    if unfinished(batch):
-      sweep.run(batch)
-      trained += 1
-    remaining = sum(unfinished(b) for b in batches[k + 1:])
-    elapsed = time.perf_counter() - start
-    logging.info('Table 2: %d/%d programs done, %s elapsed, ETA %s.', k + 1, len(batches),
-                 training.format_duration(elapsed),
-                 training.format_duration(elapsed / trained * remaining if trained else 0.0))
-
-
 def main(argv):
   try:
     _main(argv)
@@ -224,13 +196,11 @@ def _main(argv):
   start = time.perf_counter()
   cells = cell_members(FLAGS.preset, FLAGS.modes, FLAGS.workdir, overrides)
   members = [m for ms in cells.values() for m in ms]
-  index, count = sweep.parse_shard(FLAGS.shard)
+  _, count = sweep.parse_shard(FLAGS.shard)
   if not FLAGS.collect_only:
-    mine = sweep.shard(members, index, count)
-    logging.info('Table 2 (%s): %d modes, %d runs in %d programs; shard %d/%d trains %d.',
-                 FLAGS.preset, len(cells), len(members), len(sweep.group(members)), index,
-                 count, len(mine))
-    train(mine, group_size(FLAGS.max_group_size))
+    sweep.launch(members, workers=FLAGS.workers, shard_spec=FLAGS.shard,
+                 max_group_size=FLAGS.max_group_size, log_dir=FLAGS.workdir,
+                 label=f'Table 2 ({FLAGS.preset}, {len(cells)} modes)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.workdir, FLAGS.preset, wall))

@@ -76,21 +76,6 @@ def test_two_local_workers_cover_the_grid(tmp_path):
   assert 'Wall time of this run' in text
 
 
-def test_workers_default_to_one_per_core_on_cpu_only(monkeypatch):
-  monkeypatch.setattr(table.os, 'cpu_count', lambda: 2)
-  monkeypatch.setattr(table.jax, 'default_backend', lambda: 'cpu')
-  assert table.num_workers(0, 1, False) == 2
-  assert table.num_workers(0, 4, False) == 1  # --shard: one process per task.
-  assert table.num_workers(0, 1, True) == 1  # --collect_only, or a worker itself.
-  assert table.num_workers(3, 1, False) == 3
-  monkeypatch.setattr(table.os, 'cpu_count', lambda: 64)
-  assert table.num_workers(0, 1, False) == 8
-  monkeypatch.setattr(table.jax, 'default_backend', lambda: 'gpu')
-  assert table.num_workers(0, 1, False) == 1
-  with pytest.raises(app.UsageError, match='--workers must be >= 0, got -1'):
-    table.num_workers(-1, 1, False)
-
-
 def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
   config = table_config.get_config('model=vae_cat,estimator=gumbel_softmax,preset=tiny')
   hyper = sweep.product([sweep.sweep('config.seed', (0, 1)),

@@ -284,21 +284,6 @@ def test_table_picks_alpha_on_validation_and_names_missing_runs(gumbel_sweep):
   assert 'Missing (8 runs not finished):' in text
   assert os.path.join(workdir, 'st_gumbel', 'loss.alpha=1.0,seed=1') in text
   assert 'Preset `tiny` cuts' in text and 'Wall time of this run: 12s.' in text
-  assert reproduce_table2.group_size(-1) == 1 and reproduce_table2.group_size(0) == 0  # CPU.
-
-
-def test_table_trains_one_member_per_program_on_cpu(tmp_path, monkeypatch, caplog):
-  cells = reproduce_table2.cell_members('tiny', ['marginalize', 'gumbel'], str(tmp_path))
-  members = [m for ms in cells.values() for m in ms]
-  calls = []
-  monkeypatch.setattr(sweep, 'run', lambda batch: calls.append([m.workdir for m in batch]))
-  caplog.set_level('INFO')
-  reproduce_table2.train(members, reproduce_table2.group_size(-1))
-  assert calls == [[m.workdir] for g in sweep.group(members) for m in g]
-  assert 'Table 2: 8/8 programs done' in caplog.text and 'ETA' in caplog.text
-  calls.clear()
-  reproduce_table2.train(members, 0)  # One sweep, seeds of an alpha vmapped.
-  assert calls == [[m.workdir for m in members]]
 
 
 # ----------------------------------------------------------------------------

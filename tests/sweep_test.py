@@ -183,3 +183,63 @@ def test_outcomes_sort_members_by_their_results(tmp_path):
   assert [(m.workdir, r) for m, r in found.finished] == [(members[0].workdir, results[0])]
   assert found.missing == [members[1].workdir, members[2].workdir]
   assert found.diverged == [members[3].workdir, members[4].workdir]
+
+
+def test_group_size_caps_programs_and_resolves_on_cpu(tmp_path, monkeypatch):
+  from configs import ssl as ssl_config  # pylint: disable=g-import-not-at-top
+  arg = 'mode=gumbel,preset=tiny'
+  members = sweep.expand(ssl_config.get_config(arg), ssl_config.get_hyper(sweep, arg),
+                         str(tmp_path), None)
+  groups = sweep.group(members)
+  assert len(groups) == 2 and all(len(g) == 2 for g in groups)  # alphas x seeds.
+  assert sweep.group(members, 1) == [[m] for g in groups for m in g]
+  assert sweep.resolve_group_size(-1) == 1 and sweep.resolve_group_size(0) == 0  # CPU.
+  assert sweep.resolve_group_size(3) == 3
+  monkeypatch.setattr(sweep.jax, 'default_backend', lambda: 'gpu')
+  assert sweep.resolve_group_size(-1) == 0
+  with pytest.raises(ValueError, match='max_group_size must be -1'):
+    sweep.resolve_group_size(-2)
+  calls = []
+  monkeypatch.setattr(training, 'run', lambda create_task, configs, workdirs, **kw: calls.append(
+      workdirs) or [{'result': None} for _ in workdirs])
+  monkeypatch.setattr(sweep, '_finished', lambda m: False)
+  sweep.run(members, max_group_size=1)
+  assert calls == [[m.workdir] for m in members]
+  calls.clear()
+  sweep.launch(members, workers=1, max_group_size=0)  # One program per alpha.
+  assert calls == [[m.workdir for m in g] for g in groups]
+
+
+def test_workers_default_to_one_per_core_on_cpu_only(monkeypatch):
+  monkeypatch.setattr(sweep.os, 'cpu_count', lambda: 2)
+  monkeypatch.setattr(sweep.jax, 'default_backend', lambda: 'cpu')
+  assert sweep.num_workers(0, 1) == 2
+  assert sweep.num_workers(0, 4) == 1  # --shard: one process per task.
+  assert sweep.num_workers(3, 1) == 3
+  monkeypatch.setattr(sweep.os, 'cpu_count', lambda: 64)
+  assert sweep.num_workers(0, 1) == 8
+  monkeypatch.setattr(sweep.jax, 'default_backend', lambda: 'gpu')
+  assert sweep.num_workers(0, 1) == 1
+  with pytest.raises(ValueError, match='--workers must be >= 0, got -1'):
+    sweep.num_workers(-1, 1)
+  with pytest.raises(ValueError, match='without --shard'):
+    sweep.launch([], workers=2, shard_spec='0/2')
+
+
+def test_local_workers_train_the_members_they_are_given(tmp_path):
+  """The workers take the members from the parent's queue file, overrides included:
+  no flag re-parsing, so what they train is what the parent tabulates."""
+  arg = 'model=vae_bern,estimator=st,preset=tiny'
+  config = ec_config.get_config(arg)
+  config.num_train_steps = 10  # An override a re-parsed command line would not carry.
+  config.grad_var_every = 0
+  members = sweep.expand(config, sweep.product([sweep.sweep('config.seed', (0, 1)),
+                                               sweep.sweep('config.optimizer.learning_rate',
+                                                           (1e-3, 3e-4))]),
+                         str(tmp_path), estimator_comparison.create_task)
+  sweep.run_local(members, 2, str(tmp_path), max_group_size=1)
+  for m in members:
+    assert training.read_result(m.workdir)['step'] == 10
+  logs = [open(tmp_path / f'worker{i}.log').read() for i in range(2)]
+  assert all('[' in log for log in logs)  # Both trained something.
+  assert not [f for f in os.listdir(tmp_path) if f.startswith('queue-')]  # Removed.
