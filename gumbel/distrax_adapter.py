@@ -45,6 +45,9 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess.
 from gumbel import distributions
 
 Array = jax.Array
+# The temperature rule's broadcasting, shared with gumbel.numpyro_adapter.
+_categorical_parameters = distributions._relaxed_categorical_parameters  # pylint: disable=protected-access
+_bernoulli_parameters = distributions._relaxed_bernoulli_parameters  # pylint: disable=protected-access
 
 
 class _RelaxedCategorical(distrax.Distribution):
@@ -61,7 +64,7 @@ class _RelaxedCategorical(distrax.Distribution):
       probs: probabilities `[..., K]` (or give `logits`).
     """
     super().__init__()
-    self._logits, self._temperature = distributions._relaxed_categorical_parameters(  # pylint: disable=protected-access
+    self._logits, self._temperature = _categorical_parameters(
         temperature, logits, probs, type(self).__name__)
 
   @property
@@ -154,7 +157,7 @@ class RelaxedBernoulli(distrax.Distribution):
       probs: p (or give `logits`).
     """
     super().__init__()
-    self._logits, self._temperature = distributions._relaxed_bernoulli_parameters(  # pylint: disable=protected-access
+    self._logits, self._temperature = _bernoulli_parameters(
         temperature, logits, probs, type(self).__name__)
 
   @property

@@ -45,6 +45,8 @@ from gumbel import distributions
 from gumbel import objectives
 
 Array = jax.Array
+# The temperature rule's broadcasting, shared with gumbel.distrax_adapter.
+_categorical_parameters = distributions._relaxed_categorical_parameters  # pylint: disable=protected-access
 
 
 class RelaxedOneHotCategorical(distribution.Distribution):
@@ -76,7 +78,7 @@ class RelaxedOneHotCategorical(distribution.Distribution):
       probs: probabilities `[..., K]` (or give `logits`).
       validate_args: numpyro's argument validation.
     """
-    self.logits, self.temperature = distributions._relaxed_categorical_parameters(  # pylint: disable=protected-access
+    self.logits, self.temperature = _categorical_parameters(
         temperature, logits, probs, type(self).__name__)
     super().__init__(batch_shape=self.logits.shape[:-1], event_shape=self.logits.shape[-1:],
                      validate_args=validate_args)
