@@ -49,6 +49,8 @@ PAPER_LEARNING_RATES = (3e-5, 1e-5, 3e-4, 1e-4, 3e-3, 1e-3)
 # presets sweep it for the estimators whose temperature follows the schedule
 # (those whose `apply` declares a `temperature`).
 ANNEALING_PRESETS = ('paper', 'cpu')
+# Estimator hyperparameters that the experiment sets per step from a schedule.
+SCHEDULED_HPARAMS = ('temperature', 'slope')
 PAPER_TEMPERATURE_INTERVALS = (500, 1000)
 PAPER_TEMPERATURE_RATES = (1e-5, 1e-4)
 SWEEPS = {
@@ -115,10 +117,15 @@ def get_config(arg=None):
   # Estimator: one instance per stochastic layer.
   config.estimator = ml_collections.ConfigDict()
   config.estimator.name = args['estimator']
-  # Overrides of the estimator's declared `apply` defaults (`init_hparams`:
-  # of its `init`); the scheduled temperature and slope are set per step.
-  config.estimator.hparams = ml_collections.ConfigDict()
-  config.estimator.init_hparams = ml_collections.ConfigDict()
+  # The keyword arguments of the estimator's `apply` and `init`: the defaults
+  # its `Estimator` declares, so that each can be set from the command line
+  # (e.g. --config.estimator.hparams.normalize=False). The temperature and
+  # the slope follow `temperature` and `estimator.slope` per step instead.
+  declared = gumbel.get_estimator(args['estimator'])
+  config.estimator.hparams = ml_collections.ConfigDict(
+      {k: v.default for k, v in declared.hparams.items() if k not in SCHEDULED_HPARAMS})
+  config.estimator.init_hparams = ml_collections.ConfigDict(
+      {k: v.default for k, v in declared.init_hparams.items()})
   config.estimator.slope = ml_collections.ConfigDict({'rate': 0.04, 'max': 5.0})  # Per epoch.
 
   # Temperature of every estimator whose `apply` takes one (gumbel_softmax,

@@ -272,8 +272,11 @@ def test_schedules_of_temperature_and_slope():
   assert float(hp(0)['slope']) == 1.0
   assert float(hp(5000)['slope']) == pytest.approx(1.0 + 0.04 * 10)  # 10 epochs.
   assert float(hp(10**7)['slope']) == 5.0
-  # Declared defaults are the estimator's: not copied into the config.
-  assert ec.estimator_hparams(_config('vae_bern', 'vimco'), 1, 0) == {}
+  # The config holds the estimator's declared defaults, so each can be overridden.
+  assert ec.estimator_hparams(_config('vae_bern', 'vimco'), 1, 0) == {'num_samples': 5}
+  assert dict(_config('vae_bern', 'sf').estimator.hparams) == {'decay': 0.9, 'normalize': True}
+  assert dict(_config('vae_bern', 'relax').estimator.init_hparams) == {
+      'temperature': 0.5, 'eta': 1.0, 'hidden': 32}
   # Every estimator whose apply takes a temperature follows the schedule (reinmax too).
   for name in ('gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao', 'reinmax'):
     hp = ec.estimator_hparams(_config('vae_cat', name, preset='paper'), 50_000, 100_000)
