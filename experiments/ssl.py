@@ -310,44 +310,25 @@ def load_labelled_data(config: ml_collections.ConfigDict,
   return data, labels
 
 
-def create_task(config: ml_collections.ConfigDict,
-                dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
-  """M2 as a `training.Task`: model, loss, data and evaluation.
+def make_loss(config: ml_collections.ConfigDict, model: networks.M2, *, num_train: int,
+              num_labelled: int):
+  """`loss(params, extra, (x_u, x_l, y_l), key, step) -> (J^alpha, (metrics, extra))`.
 
   Args:
-    config: the experiment config.
-    dataset: the data; default `input_pipeline.load_dataset(config.data)`.
+    config: the experiment config (y_mode, alpha, the temperature schedule).
+    model: the `networks.M2` module.
+    num_train: N_u + N_l, the training images.
+    num_labelled: N_l.
   """
-  check_config(config)
-  model = create_model(config)
-  k, per_class = config.model.num_classes, config.data.num_labelled_per_class
-  data, labels = load_labelled_data(config, dataset)
+  k = model.num_classes
   schedule = gumbel.exponential_temperature(
       config.temperature.tau0, config.temperature.rate, config.temperature.tau_min,
       config.temperature.interval)
   unlabelled_elbo = functools.partial(Y_MODES[config.model.y_mode], model=model)
-  num_train = len(data.train)
-  num_labelled = k * per_class
   weight_u, weight_l = (num_train - num_labelled) / num_train, num_labelled / num_train
-  train_labels = jnp.asarray(labels['train'])
-
-  def init(key):
-    key_params, key_labelled = jax.random.split(key)
-    params = networks.init_lecun_normal(model, key_params, jnp.zeros((1, 784)),
-                                        jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
-    labelled = select_labelled(key_labelled, train_labels, num_classes=k, per_class=per_class)
-    return params, {'labelled_index': labelled}
-
-  def sample_batch(train, key):
-    # The labelled set is member state (it depends on the seed), which
-    # sample_batch does not see: the loss draws both batches from the
-    # training set on the device (a reference in the compiled step, no copy).
-    return {'train': train, 'key': key}
 
   def loss(params, extra, batch, key, step):
-    x_u, x_l, y_l = draw_batches(
-        batch['key'], batch['train'], extra['labelled_index'], batch_size=config.batch_size,
-        labelled_batch_size=config.labelled_batch_size, binarization=config.data.binarization)
+    x_u, x_l, y_l = batch
     key_y, key_eps_u, key_eps_l = jax.random.split(key, 3)
     tau = schedule(step)
     # q(y|x) and the trunk of q(z|x,y): once per example, both batches in one call.
@@ -370,6 +351,39 @@ def create_task(config: ml_collections.ConfigDict,
                'tau': jnp.asarray(tau, jnp.float32)}
     return value, (metrics, extra)
 
+  return loss
+
+
+def create_task(config: ml_collections.ConfigDict,
+                dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
+  """M2 as a `training.Task`: model, loss, data and evaluation.
+
+  Args:
+    config: the experiment config.
+    dataset: the data; default `input_pipeline.load_dataset(config.data)`.
+  """
+  check_config(config)
+  model = create_model(config)
+  k, per_class = config.model.num_classes, config.data.num_labelled_per_class
+  data, labels = load_labelled_data(config, dataset)
+  num_train = len(data.train)
+  num_labelled = k * per_class
+  train_labels = jnp.asarray(labels['train'])
+
+  def init(key):
+    key_params, key_labelled = jax.random.split(key)
+    params = networks.init_lecun_normal(model, key_params, jnp.zeros((1, 784)),
+                                        jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
+    labelled = select_labelled(key_labelled, train_labels, num_classes=k, per_class=per_class)
+    return params, {'labelled_index': labelled}
+
+  def sample_batch(train, key, extra):
+    # The member's own labelled set (it depends on the seed) is in its state.
+    return draw_batches(key, train, extra['labelled_index'], batch_size=config.batch_size,
+                        labelled_batch_size=config.labelled_batch_size,
+                        binarization=config.data.binarization)
+
+  eval_batch = make_eval_batch(model)
   eval_data = {split: {'images': images, 'labels': labels[split][:len(images)]}
                for split, images in input_pipeline.eval_splits(
                    data, config.data.binarization, config.eval.num_examples).items()}
@@ -382,23 +396,23 @@ def create_task(config: ml_collections.ConfigDict,
 
   return training.Task(
       init=init,
-      loss=loss,
+      loss=make_loss(config, model, num_train=num_train, num_labelled=num_labelled),
       sample_batch=sample_batch,
       data={'images': data.train, 'labels': labels['train']},
-      eval_batch=_eval_fn(model),
+      eval_batch={split: eval_batch for split in eval_data},
       eval_data=eval_data,
       finalize=finalize,
       info={'data': f'{data.source}:{data.name}', 'num_train': num_train,
-            'num_labelled': num_labelled, 'labels': config.data.labels})
+            'num_labelled': num_labelled, 'labels': config.data.labels},
+      # The loss closes over the config's values and the data's size; the
+      # evaluation only over the networks, so every group of Table 2 with the
+      # same networks (all modes and alphas) shares one compiled evaluation.
+      program_key=('ssl', training.config_key(config), num_train),
+      eval_key=('ssl', model))
 
 
-@functools.lru_cache(maxsize=None)
-def _eval_fn(model: networks.M2):
-  """`eval_batch(params, extra, batch, key) -> {name: [B]}`, one per model shape.
-
-  Cached, so that every group of a sweep with the same networks (all modes
-  and alphas of Table 2) shares one compiled evaluation.
-  """
+def make_eval_batch(model: networks.M2):
+  """`eval_batch(params, extra, batch, key) -> {name: [B]}`: it depends on `model` only."""
 
   def eval_batch(params, extra, batch, key):
     """Per example: -ELBO(x) summed exactly over y, accuracy and -log q(y|x)."""

@@ -33,6 +33,7 @@ from configs import vae as vae_config
 from experiments import checkpointing
 from experiments import metric_writer
 from experiments import preemption
+from experiments import run_files
 from experiments import sweep
 from experiments import training
 from experiments import vae
@@ -545,6 +546,6 @@ def test_full_disk_while_writing_metrics_or_the_result_names_the_file(tmp_path):
   os.symlink('/dev/full', tmp_path / 'result.json.tmp')
   with pytest.raises(OSError, match=rf'Could not write {re.escape(str(tmp_path))}/result.json: '
                      'No space left on device') as info:
-    training._write_json_atomically(str(tmp_path / 'result.json'), {'step': 40})
+    run_files.write_json_atomically(str(tmp_path / 'result.json'), {'step': 40})
   assert info.value.errno == errno.ENOSPC
   assert not os.path.exists(tmp_path / 'result.json')

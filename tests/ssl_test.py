@@ -140,8 +140,9 @@ def test_marginalization_runs_q_y_and_the_z_trunk_once_per_example(num_classes):
   task = ssl.create_task(config)
   key = jax.random.key(0)
   params, extra = jax.eval_shape(task.init, key)  # Shapes suffice for tracing.
-  batch = task.sample_batch(jax.device_put(task.data), key)
-  jaxpr = jax.make_jaxpr(lambda p, e: task.loss(p, e, batch, key, 0)[0])(params, extra)
+  data = jax.device_put(task.data)
+  jaxpr = jax.make_jaxpr(
+      lambda p, e: task.loss(p, e, task.sample_batch(data, key, e), key, 0)[0])(params, extra)
   # 3 convs of q(y|x) + 3 of the trunk of q(z|x,y), once, on both batches together;
   # the decoder's 4 transposed convs on every (class, unlabelled image) and on the labelled.
   assert _conv_batch_sizes(jaxpr.jaxpr) == {b + b_l: 6, num_classes * b: 4, b_l: 4}
@@ -284,6 +285,17 @@ def test_table_picks_alpha_on_validation_and_names_missing_runs(gumbel_sweep):
   assert 'Missing (8 runs not finished):' in text
   assert os.path.join(workdir, 'st_gumbel', 'loss.alpha=1.0,seed=1') in text
   assert 'Preset `tiny` cuts' in text and 'Wall time of this run: 12s.' in text
+
+
+def test_groups_share_the_training_program_across_seeds_and_the_evaluation_across_modes():
+  """program_key: equal for another seed, not for another alpha; eval_key: the networks only."""
+  task = ssl.create_task(_config())
+  seed = ssl.create_task(_config(seed=3))
+  alpha = ssl.create_task(_config(**{'loss.alpha': 0.5}))
+  mode = ssl.create_task(_config('marginalize'))
+  assert task.program_key == seed.program_key != alpha.program_key != mode.program_key
+  assert task.eval_key == seed.eval_key == alpha.eval_key == mode.eval_key
+  assert set(task.eval_batch) == set(task.eval_data) == {'valid', 'test'}
 
 
 # ----------------------------------------------------------------------------

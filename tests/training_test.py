@@ -1,5 +1,6 @@
-"""Tests of the shared training loop: vmapped members, sharding, NaN guard."""
+"""Tests of the shared training loop: vmapped members, sharding, NaN guard, shared programs."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison
 from experiments import metric_writer
+from experiments import run_files
 from experiments import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,16 +121,16 @@ _SHARDED_SCRIPT = textwrap.dedent('''
       c = ml_collections.ConfigDict(base.to_dict()); c.seed = seed; c.optimizer.learning_rate = lr
       configs.append(c)
     seen = {}
-    original = training._place
-    def place(tree, mesh, member_axis):
-      out = original(tree, mesh, member_axis)
-      if member_axis and isinstance(tree, dict) and 'params' in tree:
-        seen['devices'] = len(jax.tree.leaves(out)[0].sharding.device_set)
-      return out
-    training._place = place
+    original = training.prepare
+    def prepare(*args, **kwargs):
+      group = original(*args, **kwargs)
+      seen['devices'] = len(jax.tree.leaves(group.state)[0].sharding.device_set)
+      seen['padded'] = len(group.keys['loop'])
+      return group
+    training.prepare = prepare
     out = training.run(estimator_comparison.create_task, configs,
                        [sys.argv[1] + f'/m{i}' for i in range(3)])
-    print(json.dumps({'devices': seen['devices'],
+    print(json.dumps({'devices': seen['devices'], 'padded': seen['padded'],
                       'results': [o['result']['test/neg_elbo'] for o in out]}))
 ''')
 
@@ -143,7 +145,7 @@ def test_members_shard_across_devices(tmp_path):
                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
   assert proc.returncode == 0, proc.stderr[-3000:]
   sharded = json.loads(proc.stdout.strip().splitlines()[-1])
-  assert sharded['devices'] == 4  # 3 members padded to 4, one per device.
+  assert sharded['devices'] == 4 and sharded['padded'] == 4  # 3 members padded to 4.
   base = ec_config.get_config('model=vae_cat,estimator=st_gumbel_softmax,preset=tiny')
   configs = _members(base, [(0, 1e-3), (1, 1e-3), (1, 3e-4)])
   local = training.run(estimator_comparison.create_task, configs,
@@ -193,3 +195,88 @@ def test_host_step_loop_matches_scan_and_logs_progress(monkeypatch, caplog):
   assert training.resolve_step_loop('auto') == 'host'  # The suite runs on CPU.
   with pytest.raises(ValueError, match="step_loop='loop'.*'scan', 'host', 'auto'"):
     training.resolve_step_loop('loop')
+
+
+def test_task_takes_one_shape_of_eval_batch_and_sample_batch():
+  """A single eval function becomes every split's; `(data, key)` samplers get `extra`."""
+  task = estimator_comparison.create_task(_config())
+  fn = task.eval_batch['test']
+  one = training.Task(init=task.init, loss=task.loss, sample_batch=lambda data, key: data[:2],
+                      data=task.data, eval_batch=fn, eval_data=task.eval_data)
+  assert one.eval_batch == {split: fn for split in task.eval_data}
+  data = np.arange(5)
+  np.testing.assert_array_equal(one.sample_batch(data, None, {'extra': 1}), [0, 1])
+  with pytest.raises(ValueError, match=r"no function for the eval_data splits \['test'\]"):
+    training.Task(init=task.init, loss=task.loss, sample_batch=task.sample_batch,
+                  data=task.data, eval_batch={'valid': fn}, eval_data=task.eval_data)
+  with pytest.raises(TypeError, match='program_key must be hashable'):
+    training.Task(init=task.init, loss=task.loss, sample_batch=task.sample_batch,
+                  data=task.data, eval_batch=fn, eval_data=task.eval_data, program_key=[1])
+
+
+def test_program_key_shares_the_compiled_chunk_between_groups(tmp_path):
+  """Equal keys: the second group traces no training step; None: it traces its own."""
+  traces = []
+
+  def create_task(key):
+    def create(config):
+      task = estimator_comparison.create_task(config)
+
+      def loss(*args):
+        traces.append(key)
+        return task.loss(*args)
+
+      return dataclasses.replace(task, loss=loss, program_key=key)
+    return create
+
+  base = _config(estimator='gumbel_softmax', grad_var_every=0)
+  a, b = _members(base, [(0, 1e-3), (1, 3e-4)])
+  key = ('test', training.config_key(base))
+  shared = [training.run(create_task(key), [c], [str(tmp_path / f'shared{i}')])[0]
+            for i, c in enumerate((a, b))]
+  assert traces.count(key) == 1
+  (alone,) = training.run(create_task(None), [b], [str(tmp_path / 'alone')])
+  assert traces.count(None) == 1  # Its own compilation.
+  assert shared[1]['result']['test/neg_elbo'] == alone['result']['test/neg_elbo']
+  assert shared[0]['result']['test/neg_elbo'] != shared[1]['result']['test/neg_elbo']
+  assert training.config_key(a) == training.config_key(b) != training.config_key(
+      _config(estimator='st'))
+
+
+def test_prepare_without_workdirs_gives_the_loops_start(tmp_path):
+  """What benchmarks time: the same keys and state as `run` starts from, no files."""
+  base = _config(estimator='gumbel_softmax', grad_var_every=0)
+  configs = _members(base, [(0, 1e-3), (1, 3e-4)])
+  task = estimator_comparison.create_task(base)
+  group = training.prepare(task, configs)
+  assert group.batched and group.num_members == 2 and group.step == 0 and not group.workdirs
+  states, keys = training.init_members(task, configs)
+  chex.assert_trees_all_equal(jax.device_get(group.member(1)['params']),
+                              jax.device_get(states[1]['params']))
+  np.testing.assert_array_equal(jax.random.key_data(group.keys['loop']),
+                                jax.random.key_data(keys['loop']))
+  alone = training.prepare(task, configs[:1], batched=True)  # A vmapped program of one.
+  assert alone.batched and len(alone.keys['loop']) == 1
+  assert not training.prepare(task, configs[:1]).batched
+  chunk = training.compile_train_chunk(group)
+  group.state, metrics = chunk(group.state, group.keys['loop'], group.data, num_steps=3)
+  assert metrics['loss'].shape == (3, 2) and int(group.state['step'][0]) == 3
+  assert not os.listdir(tmp_path)
+
+
+def test_eta_seconds_and_the_run_files(tmp_path):
+  assert training.eta_seconds(10.0, 20, 100) == pytest.approx(40.0)
+  assert training.eta_seconds(3.0, 0, 100) == float('inf')
+  assert training.format_duration(training.eta_seconds(1.0, 0, 5)) == '?'
+  config = _config()
+  workdir = str(tmp_path)
+  assert run_files.read_result(workdir) is None and not run_files.is_finished(config, workdir)
+  run_files.write_result(workdir, {'step': config.num_train_steps - 1})
+  assert not run_files.is_finished(config, workdir)  # Asked for more steps than it had.
+  run_files.write_result(workdir, {'step': config.num_train_steps})
+  assert training.is_finished(config, workdir)
+  assert training.read_result(workdir) == {'step': config.num_train_steps}
+  assert not os.path.exists(os.path.join(workdir, 'result.json.tmp'))
+  run_files.write_config(workdir, config)
+  assert run_files.read_config(workdir)['optimizer']['learning_rate'] == (
+      config.optimizer.learning_rate)
