@@ -3,10 +3,11 @@ r"""Aggregate throughput of vmapped sweep members against one member run alone.
   python -m scripts.benchmark_sweep [--model=vae_cat --estimator=gumbel_softmax \
       --members=1,8,64 --steps=50 --repeats=3]
 
-Times the shared loop's compiled training chunk (`training.make_train_chunk`)
-of a Table 1 model (`configs/estimator_comparison.py`, paper sizes, batch
-100, data on the device) for one member alone (no vmap), then for M members
-vmapped in one program (seeds and learning rates as data), and prints one
+Times the shared loop's compiled training chunk (`training.prepare`, then
+`training.compile_train_chunk`: what `training.run` trains) of a Table 1
+model (`configs/estimator_comparison.py`, paper sizes, batch 100, data on
+the device) for one member alone (no vmap), then for M members vmapped in
+one program (seeds and learning rates as data), and prints one
 JSON line per setting: steps per second of the program, aggregate
 model-steps per second (M x steps/s), and the speedup of the aggregate over
 the member alone. Medians over repeats, after compilation and a warm-up.
@@ -48,19 +49,15 @@ def make_runner(config, task, num_members: int, batched: bool, steps: int):
                              'preset=paper')
     c.seed, c.optimizer.learning_rate = i, float(lrs[i])
     configs.append(c)
-  states, member_keys = training.init_members(task, configs)
-  mesh = training._member_mesh(num_members, jax.devices())  # pylint: disable=protected-access
-  state = training._place(training._stack(states), mesh, member_axis=True)  # pylint: disable=protected-access
-  keys = training._place(member_keys['loop'], mesh, True)  # pylint: disable=protected-access
-  data = jax.device_put(task.data)
-  train_chunk = training.make_train_chunk(task, training.create_optimizer(configs[0]),
-                                          batched=batched)
+  # The loop's own start (keys, padding, placement) and its own compiled chunk.
+  group = training.prepare(task, configs, batched=batched)
+  train_chunk = training.compile_train_chunk(group)
 
   def run():
-    nonlocal state
     start = time.perf_counter()
-    state, metrics = train_chunk(state, keys, data, num_steps=steps)
-    jax.block_until_ready((state, metrics))
+    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
+                                       num_steps=steps)
+    jax.block_until_ready((group.state, metrics))
     return time.perf_counter() - start
 
   return run

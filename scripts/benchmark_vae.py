@@ -2,15 +2,16 @@ r"""Times the categorical VAE's compiled training against an idiomatic PyTorch p
 
   python -m scripts.benchmark_vae [--steps_per_call=300 --repeats=5 --torch_compile]
 
-The JAX side runs the experiment's own code (`experiments.training.make_train_chunk`
-on `experiments.vae.create_task`
-with `configs/vae.py`: K=10, N=30, 784-512-256-300 / 300-256-512-784, Adam
-with staircase decay, dynamic binarization, tau schedule) on images living on
-the device: `steps_per_call` steps per compiled call, as training does. When
-PyTorch is installed (an optional, benchmark-only dependency) the same model,
-batch, loss and optimizer written as a researcher would (an `nn.Module`,
+The JAX side runs the experiment's own code (`training.prepare` and
+`training.compile_train_chunk`, what `training.run` trains, on
+`experiments.vae.create_task` with `configs/vae.py`: K=10, N=30,
+784-512-256-300 / 300-256-512-784, Adam with staircase decay, dynamic
+binarization, tau schedule) on images living on the device:
+`steps_per_call` steps per compiled call, as training does. When PyTorch is
+installed (an optional, benchmark-only dependency) the same model, batch,
+loss and optimizer written as a researcher would (an `nn.Module`,
 `F.gumbel_softmax`, `torch.optim.Adam`, eager by default) runs in the same
-process on the same kind of device. Repeats alternate between the two so that
+process on the same kind of device, on the same images. Repeats alternate between the two so that
 load from other processes hits both alike; medians are reported, after
 compilation and warm-up. PyTorch gets as many threads as this process may use
 (XLA's CPU client uses that many too) and flushes denormals, as XLA does.
@@ -61,20 +62,17 @@ def _load() -> float:
   return round(os.getloadavg()[0], 2) if hasattr(os, 'getloadavg') else float('nan')
 
 
-def make_jax_runner(config, images: np.ndarray, steps: int):
+def make_jax_runner(config, dataset: input_pipeline.Dataset, steps: int):
   """Returns `run() -> seconds` for `steps` steps of the experiment's compiled chunk."""
-  task = vae.create_task(config, input_pipeline.random_dataset(0, 0))
-  states, keys = training.init_members(task, [config])
-  state = jax.tree.map(lambda x: x[None], states[0])  # A member axis of one, as a single run.
-  loop_keys = keys['loop']
-  train_images = jax.device_put(images)
-  train_chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False)
+  task = vae.create_task(config, dataset)
+  group = training.prepare(task, [config])  # The loop's own start, a group of one.
+  train_chunk = training.compile_train_chunk(group)
 
   def run():
-    nonlocal state
     start = time.perf_counter()
-    state, metrics = train_chunk(state, loop_keys, train_images, num_steps=steps)
-    jax.block_until_ready((state, metrics))
+    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
+                                       num_steps=steps)
+    jax.block_until_ready((group.state, metrics))
     elapsed = time.perf_counter() - start
     if not np.isfinite(np.asarray(metrics['neg_elbo'])).all():
       raise FloatingPointError('JAX training diverged during the benchmark.')
@@ -174,12 +172,13 @@ def main(argv):
   config = vae_config.get_config()
   config.batch_size = FLAGS.batch_size
   steps = FLAGS.steps_per_call
-  images = np.random.default_rng(0).random((FLAGS.num_images, 784), dtype=np.float32)
+  dataset = input_pipeline.random_dataset(FLAGS.num_images, 0)  # Both sides train on these.
+  images = dataset.train
   threads = _num_threads()
 
   runners = {}
   start = time.perf_counter()
-  runners['jax'] = make_jax_runner(config, images, steps)
+  runners['jax'] = make_jax_runner(config, dataset, steps)
   runners['jax']()  # Compiles; the second call below warms the caches.
   compile_seconds = {'jax': time.perf_counter() - start}
   torch_version = None

@@ -6,12 +6,13 @@ As [GS] section 4.3 does: K classes of random labels, the same networks with
 a K-way y. For each K it builds both modes' tasks (`experiments.ssl.create_task`
 with `configs/ssl.py:mode=...,preset=...,classes=K`, the images on the
 device) and times the training loop's own compiled chunk
-(`training.make_train_chunk` with the config's `step_loop`: batches drawn in
-the program, the loss, its gradient and the Adam update; `--steps` steps per
-call; on CPU one compiled step per host call) after compilation
-and one warm-up call, alternating the two modes `--repeats` times so that
-load from other processes hits both alike. It prints one JSON line per K
-with the median seconds per step of each mode, the speedup and the device
+(`training.prepare`, then `training.compile_train_chunk` with the config's
+`step_loop`, as `training.run` trains: batches drawn in the program, the
+loss, its gradient and the Adam update; `--steps` steps per call; on CPU one
+compiled step per host call) after compilation and one warm-up call,
+alternating the two modes `--repeats` times so that load from other
+processes hits both alike. It prints one JSON line per K with the median
+seconds per step of each mode, the speedup and the device
 (`jax.devices()[0]`: the same command runs on CPU or GPU), and with --out
 writes `ssl_speedup.png` (speedup against K, beside the paper's two points)
 and `ssl_speedup.json`.
@@ -59,19 +60,14 @@ def _load() -> float:
 
 def make_runner(config, steps: int):
   """Returns `(run() -> seconds, compile_seconds)` for `steps` compiled steps of one mode."""
-  task = ssl.create_task(config)
-  states, keys = training.init_members(task, [config])
-  state = jax.tree.map(lambda x: x[None], states[0])  # A group of one member.
-  loop_keys = keys['loop']
-  data = jax.device_put(task.data)
-  train_chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False,
-                                         step_loop=config.step_loop)
+  group = training.prepare(ssl.create_task(config), [config])  # The loop's own start.
+  train_chunk = training.compile_train_chunk(group)
 
   def run():
-    nonlocal state
     start = time.perf_counter()
-    state, metrics = train_chunk(state, loop_keys, data, num_steps=steps)
-    jax.block_until_ready((state, metrics))
+    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
+                                       num_steps=steps)
+    jax.block_until_ready((group.state, metrics))
     elapsed = time.perf_counter() - start
     if not np.isfinite(np.asarray(metrics['loss'])).all():
       raise FloatingPointError(f'{config.model.y_mode} diverged during the benchmark.')
