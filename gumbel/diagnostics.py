@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gumbel import estimators as estimators_lib
+from gumbel.estimators import _common
 
 Array = jax.Array
 PyTree = Any
@@ -127,22 +128,19 @@ def enumerate_configurations(kind: str, event_shape: Sequence[int]) -> Array:
   Returns:
     `[N, *event_shape]`: N = 2^D binary vectors or K^D stacks of one-hots.
   """
-  if kind == 'bernoulli':
-    (d,) = event_shape
-    return jnp.asarray(list(itertools.product([0.0, 1.0], repeat=d)), jnp.float32)
-  if kind == 'categorical':
-    d, k = event_shape
-    index = np.asarray(list(itertools.product(range(k), repeat=d)))  # [N, D]
-    return jax.nn.one_hot(index, k, dtype=jnp.float32)
-  raise ValueError(f"kind must be 'bernoulli' or 'categorical', got {kind!r}.")
+  return _kind_ops(kind).configurations(event_shape)
+
+
+def _kind_ops(kind: str):
+  if kind not in _common.KIND_OPS:
+    allowed = ' or '.join(repr(k) for k in _common.KINDS)
+    raise ValueError(f'kind must be {allowed}, got {kind!r}.')
+  return _common.KIND_OPS[kind]
 
 
 def _log_q(logits, configs, kind):
   """log q(config) per example: [N, batch]."""
-  if kind == 'bernoulli':
-    lp = configs[:, None, :] * logits[None] - jax.nn.softplus(logits)[None]
-  else:
-    lp = configs[:, None] * jax.nn.log_softmax(logits, axis=-1)[None]
+  lp = _kind_ops(kind).log_prob_terms(logits[None], configs[:, None])  # [N, batch, ...]
   return jnp.sum(lp.reshape(lp.shape[0], lp.shape[1], -1), axis=2)
 
 
@@ -310,7 +308,10 @@ def bias_variance(key: Array, problem: ToyProblem, name: str, *,
     'max_z' (max |bias| / stderr).
   """
   if exact is None:
-    s = hparams.get('num_samples', 5) if name == 'vimco' else 1
+    estimator = estimators_lib.ESTIMATORS[name]
+    s = 1
+    if estimator.objective == 'multi_sample_bound':
+      s = hparams.get('num_samples', estimator.hparams['num_samples'].default)
     exact = exact_gradient(problem, s)
   exact = _flatten(exact, 0)
   grads = _flatten(estimator_gradients(

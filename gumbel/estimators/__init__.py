@@ -331,7 +331,7 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   init_hparams = dict(init_hparams or {})
 
   def checked_init(key, logits, *, kind=None, **given):
-    common.check_kind(name, kind, kinds)
+    common.check_kind(name, kind, kinds, _alternatives)
     logits = jnp.asarray(logits)
     common.check_logits(name, logits, kind, kinds)
     return init(key, logits, kind=kind, **_resolve(name, init_hparams, given, 'init'))
@@ -339,7 +339,7 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   def checked_apply(key, logits, f, state, *, kind=None, **given):
     # At trace time: the kind, the logits' rank, the hyperparameters, the state
     # and what f returns.
-    common.check_kind(name, kind, kinds)
+    common.check_kind(name, kind, kinds, _alternatives)
     logits = jnp.asarray(logits)
     common.check_logits(name, logits, kind, kinds)
     values = _resolve(name, hparams, given, 'apply')
@@ -421,6 +421,18 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
           hparams={'temperature': HParam(1.0, 'positive', 'temperature of pi_1 (the paper '
                                          'tunes it in [1, 1.5])')}),
 ])
+
+
+# An estimator that is another registered one on some kind (for messages).
+_SAME_AS = {('arm', 'categorical'): 'arsm'}
+
+
+def _alternatives(kind: str) -> list[str]:
+  """The unbiased estimators that allow `kind`, in registry order, for errors."""
+  twins = {other for (_, k), other in _SAME_AS.items() if k == kind}
+  return [e.name + (f' ({_SAME_AS[e.name, kind].upper()})' if (e.name, kind) in _SAME_AS else '')
+          for e in ESTIMATORS.values()
+          if e.unbiased and kind in e.kinds and e.name not in twins]
 
 
 def get_estimator(name: str) -> Estimator:

@@ -37,14 +37,15 @@ def relax_init(key, logits, *, kind, temperature=0.5, eta=1.0, hidden=32):
 
 def _rebar_surrogate(logits, params, u, v, f, f_cv, kind):
   """The REBAR / RELAX surrogate for fixed noise (u, v): [batch]."""
-  logits_n = common.normalize_logits(logits, kind)
-  z = common.perturb(logits_n, u, kind)
-  b = common.hard(z, kind)
-  zt = common.conditional_perturb(logits_n, b, v, kind)
+  ops = common.KIND_OPS[kind]
+  logits_n = ops.normalize_logits(logits)
+  z = ops.perturb(logits_n, u)
+  b = ops.hard(z)
+  zt = ops.conditional_perturb(logits_n, b, v)
   temperature = jnp.exp(params['log_temperature'])
 
   def control_variate(zz):
-    y = common.relaxation(zz, temperature, kind)
+    y = ops.relaxation(zz, temperature)
     c = params['eta'] * f_cv(y)
     if 'net' in params:
       c = c + common.apply_mlp(params['net'], y)
@@ -54,9 +55,9 @@ def _rebar_surrogate(logits, params, u, v, f, f_cv, kind):
   c_z, c_zt = control_variate(z), control_variate(zt)
   # The learning signal is constant in the logits but not in the control
   # variate's parameters, whose variance gradient flows through it.
-  zt_fixed = common.conditional_perturb(jax.lax.stop_gradient(logits_n), b, v, kind)
+  zt_fixed = ops.conditional_perturb(jax.lax.stop_gradient(logits_n), b, v)
   signal = jax.lax.stop_gradient(fb) - control_variate(zt_fixed)
-  log_q = common.log_prob(logits, b, kind)
+  log_q = ops.log_prob(logits, b)
   # Zero in value: a value-only call computes f(b) alone.
   return fb + common.score_term(signal, log_q) + common.zero(c_z - c_zt)
 

@@ -70,8 +70,9 @@ def annealed_st(key, logits, f, state, *, kind, slope=1.0):
     [SLOPE] section 3.3 (slope annealing trick); [GS] section 4.
   """
   common.check_logits('annealed_st', logits, kind)
-  b = common.sample(key, logits, kind)
-  return f(distributions.straight_through(b, common.mean(slope * logits, kind))), {}, state
+  ops = common.KIND_OPS[kind]
+  b = ops.sample(key, logits)
+  return f(distributions.straight_through(b, ops.mean(slope * logits))), {}, state
 
 
 def gumbel_softmax(key, logits, f, state, *, kind, temperature=1.0):
@@ -97,10 +98,7 @@ def gumbel_softmax(key, logits, f, state, *, kind, temperature=1.0):
     [GS] eq. 2; [CON] definition 2 and eq. 21.
   """
   common.check_logits('gumbel_softmax', logits, kind)
-  if kind == 'bernoulli':
-    y = distributions.relaxed_bernoulli(key, logits, temperature)
-  else:
-    y = distributions.gumbel_softmax(key, logits, temperature)
+  y = common.KIND_OPS[kind].relaxed_sample(key, logits, temperature)
   return f(y), {}, state
 
 
@@ -122,10 +120,7 @@ def st_gumbel_softmax(key, logits, f, state, *, kind, temperature=1.0):
     [GS] section 2.2.
   """
   common.check_logits('st_gumbel_softmax', logits, kind)
-  if kind == 'bernoulli':
-    y = distributions.relaxed_bernoulli(key, logits, temperature, hard=True)
-  else:
-    y = distributions.gumbel_softmax(key, logits, temperature, hard=True)
+  y = common.KIND_OPS[kind].relaxed_sample(key, logits, temperature, hard=True)
   return f(y), {}, state
 
 
@@ -155,15 +150,16 @@ def gumbel_rao(key, logits, f, state, *, kind, temperature=1.0,
     [GR] section 3, eq. 7 and algorithm 1.
   """
   common.check_logits('gumbel_rao', logits, kind)
+  ops = common.KIND_OPS[kind]
   key_b, key_c = jax.random.split(key)
-  logits_n = common.normalize_logits(logits, kind)
+  logits_n = ops.normalize_logits(logits)
   logits_sg = jax.lax.stop_gradient(logits_n)
-  b = common.hard(common.perturb(logits_sg, common.uniform(key_b, logits.shape), kind), kind)
+  b = ops.hard(ops.perturb(logits_sg, common.uniform(key_b, logits.shape)))
 
   def soft(k):
-    z = common.conditional_perturb(logits_sg, b, common.uniform(k, logits.shape), kind)
+    z = ops.conditional_perturb(logits_sg, b, common.uniform(k, logits.shape))
     noise = jax.lax.stop_gradient(z - logits_sg)
-    return common.relaxation(logits_n + noise, temperature, kind)
+    return ops.relaxation(logits_n + noise, temperature)
 
   y_soft = jnp.mean(jax.vmap(soft)(jax.random.split(key_c, num_conditional)), axis=0)
   return f(distributions.straight_through(b, y_soft)), {}, state
@@ -192,16 +188,12 @@ def reinmax(key, logits, f, state, *, kind, temperature=1.0):
     [REINMAX] algorithm 2 (section 4).
   """
   common.check_logits('reinmax', logits, kind)
-  if kind == 'bernoulli':
-    logits2 = jnp.stack([logits, jnp.zeros_like(logits)], axis=-1)
-  else:
-    logits2 = logits
+  ops = common.KIND_OPS[kind]
+  logits2 = ops.as_categorical(logits)  # [batch, D, K] (K = 2 for Bernoulli units)
   d = distributions.gumbel_max(key, jax.lax.stop_gradient(logits2))
   pi0 = jax.nn.softmax(logits2, axis=-1)
   pi1 = jax.lax.stop_gradient(0.5 * (d + jax.nn.softmax(logits2 / temperature, axis=-1)))
   log_pi1 = jnp.log(jnp.maximum(pi1, jnp.finfo(pi1.dtype).tiny))
   pi1_grad = jax.nn.softmax(logits2 + jax.lax.stop_gradient(log_pi1 - logits2), axis=-1)
   y = d + 2.0 * common.zero(pi1_grad) - 0.5 * common.zero(pi0)
-  if kind == 'bernoulli':
-    y = y[..., 0]
-  return f(y), {}, state
+  return f(ops.from_categorical(y)), {}, state

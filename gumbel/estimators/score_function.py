@@ -58,10 +58,11 @@ def sf(key, logits, f, state, *, kind, decay=0.9, normalize=True):
     normalisation); [GS] section 4.
   """
   common.check_logits('sf', logits, kind)
-  b = common.sample(key, logits, kind)
+  ops = common.KIND_OPS[kind]
+  b = ops.sample(key, logits)
   fb = f(b)
   signal, new_state = common.normalize_signal(fb, state, decay=decay, normalize=normalize)
-  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  surrogate = fb + common.score_term(signal, ops.log_prob(logits, b))
   return surrogate, {'signal': signal}, new_state
 
 
@@ -100,9 +101,10 @@ def nvil(key, logits, f, state, *, kind, decay=0.9, normalize=True,
     normalisation).
   """
   common.check_logits('nvil', logits, kind)
-  b = common.sample(key, logits, kind)
+  ops = common.KIND_OPS[kind]
+  b = ops.sample(key, logits)
   fb = f(b)
-  x = jax.lax.stop_gradient(common.normalize_logits(logits, kind))
+  x = jax.lax.stop_gradient(ops.normalize_logits(logits))
   target = jax.lax.stop_gradient(fb) - state['normalizer']['mean']
 
   def baseline_loss(params):
@@ -118,7 +120,7 @@ def nvil(key, logits, f, state, *, kind, decay=0.9, normalize=True,
   new_state = {'normalizer': normalizer,
                'params': optax.apply_updates(state['params'], updates),
                'opt_state': opt_state}
-  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  surrogate = fb + common.score_term(signal, ops.log_prob(logits, b))
   return surrogate, {'signal': signal, 'baseline': baseline,
                      'baseline_loss': loss}, new_state
 
@@ -158,15 +160,15 @@ def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True):
     (b0 = 1/2, biased for non-quadratic f); [MUPROP] section 5.
   """
   common.check_logits('darn', logits, kind)
-  b = common.sample(key, logits, kind)
+  ops = common.KIND_OPS[kind]
+  b = ops.sample(key, logits)
   fb = f(b)
-  k = 2 if kind == 'bernoulli' else logits.shape[-1]
-  point = jnp.full(logits.shape, 1.0 / k, logits.dtype)
+  point = ops.center(logits)
   _, grad_point = _taylor_baseline(f, b, point)
   taylor_term = common.event_sum(grad_point * (b - point))
   signal, new_state = common.normalize_signal(
       taylor_term, state, decay=decay, normalize=normalize)
-  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind))
+  surrogate = fb + common.score_term(signal, ops.log_prob(logits, b))
   return surrogate, {'signal': signal}, new_state
 
 
@@ -195,15 +197,16 @@ def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
     [MUPROP] eq. 5-7 (section 3).
   """
   common.check_logits('muprop', logits, kind)
-  b = common.sample(key, logits, kind)
+  ops = common.KIND_OPS[kind]
+  b = ops.sample(key, logits)
   fb = f(b)
-  mu = common.mean(logits, kind)
+  mu = ops.mean(logits)
   baseline, grad_mu = _taylor_baseline(f, b, mu)
   signal, new_state = common.normalize_signal(
       fb - baseline, state, decay=decay, normalize=normalize)
   scale = jnp.maximum(1.0, jnp.sqrt(state['var'])) if normalize else 1.0
   correction = common.coefficient_term(grad_mu, mu) / scale
-  surrogate = fb + common.score_term(signal, common.log_prob(logits, b, kind)) + correction
+  surrogate = fb + common.score_term(signal, ops.log_prob(logits, b)) + correction
   return surrogate, {'signal': signal}, new_state
 
 
@@ -232,8 +235,9 @@ def vimco(key, logits, f, state, *, kind, num_samples=5):
   common.check_logits('vimco', logits, kind)
   if num_samples < 2:
     raise ValueError(f'vimco needs num_samples >= 2, got {num_samples}.')
+  ops = common.KIND_OPS[kind]
   keys = jax.random.split(key, num_samples)
-  bs = jax.vmap(lambda k: common.sample(k, logits, kind))(keys)  # [S, batch, ...]
+  bs = jax.vmap(lambda k: ops.sample(k, logits))(keys)  # [S, batch, ...]
   fs = jax.vmap(f)(bs)  # [S, batch]
   log_s = math.log(num_samples)
   bound = jax.nn.logsumexp(fs, axis=0) - log_s  # [batch]
@@ -243,6 +247,6 @@ def vimco(key, logits, f, state, *, kind, num_samples=5):
   replaced = jnp.where(eye, others[:, None, :], fs_sg[None, :, :])  # [S, S, b]
   loo = jax.nn.logsumexp(replaced, axis=1) - log_s  # [S, batch]
   signal = jax.lax.stop_gradient(bound)[None, :] - loo  # [S, batch]
-  log_probs = jax.vmap(lambda b: common.log_prob(logits, b, kind))(bs)  # [S, batch]
+  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
   surrogate = bound + jnp.sum(common.score_term(signal, log_probs), axis=0)
   return surrogate, {'signal': signal}, state
