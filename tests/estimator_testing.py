@@ -17,16 +17,23 @@ from gumbel import diagnostics
 from gumbel.estimators import ESTIMATORS
 
 KINDS = ('bernoulli', 'categorical')
-# The estimators of each module of gumbel/estimators/.
-SCORE_FUNCTION = ('sf', 'nvil', 'darn', 'muprop', 'vimco')
-RELAXED = ('st', 'annealed_st', 'gumbel_softmax', 'st_gumbel_softmax',
-           'gumbel_rao', 'reinmax')
-COUPLED = ('arm', 'arsm', 'disarm')
-CONTROL_VARIATES = ('rebar', 'relax')
-UNBIASED = ('sf', 'nvil', 'muprop', 'rebar', 'relax', 'arm', 'arsm', 'disarm',
-            'vimco')
-BIASED = ('darn', 'st', 'annealed_st', 'gumbel_softmax', 'st_gumbel_softmax',
-          'gumbel_rao', 'reinmax')
+
+
+def family(name):
+  """The registered estimators of module gumbel/estimators/<name>.py, in registry order."""
+  return tuple(n for n, e in ESTIMATORS.items() if e.family == name)
+
+
+# The estimators of each module of gumbel/estimators/, as the registry declares them.
+SCORE_FUNCTION = family('score_function')
+RELAXED = family('relaxed')
+COUPLED = family('coupled')
+CONTROL_VARIATES = family('control_variates')
+FAMILIES = {'score_function': SCORE_FUNCTION, 'relaxed': RELAXED, 'coupled': COUPLED,
+            'control_variates': CONTROL_VARIATES}
+# What each estimator declares it is; the statistical tests check it.
+UNBIASED = tuple(n for n, e in ESTIMATORS.items() if e.unbiased)
+BIASED = tuple(n for n, e in ESTIMATORS.items() if not e.unbiased)
 HPARAMS = {'vimco': {'num_samples': 2}, 'annealed_st': {'slope': 2.0}}
 NUM_ESTIMATES = 20_000
 

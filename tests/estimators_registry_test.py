@@ -7,6 +7,7 @@ estimators. Run with
 """
 
 import functools
+import inspect
 import re
 
 import chex
@@ -35,21 +36,77 @@ def test_registry_has_every_estimator():
   assert not any(ESTIMATORS[n].unbiased for n in et.BIASED)
 
 
-FAMILIES = {'score_function': et.SCORE_FUNCTION, 'relaxed': et.RELAXED,
-            'coupled': et.COUPLED, 'control_variates': et.CONTROL_VARIATES}
+FAMILIES = et.FAMILIES
+
+
+def _functions(name):
+  """The family functions behind `ESTIMATORS[name]`: (apply's, init's)."""
+  estimator = ESTIMATORS[name]
+  return (inspect.getclosurevars(estimator.apply).nonlocals['fn'],
+          inspect.getclosurevars(estimator.init).nonlocals['init'])
 
 
 def test_families_cover_the_registry():
   assert sorted(sum(FAMILIES.values(), ())) == sorted(ESTIMATORS)
+  for name, estimator in ESTIMATORS.items():
+    apply_fn, _ = _functions(name)
+    assert apply_fn.__module__ == f'gumbel.estimators.{estimator.family}', name
 
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_each_family_lives_in_its_module(family):
   module = getattr(estimators, family)
   assert module.__name__ == f'gumbel.estimators.{family}'
+  assert FAMILIES[family]
   for name in FAMILIES[family]:
     assert ESTIMATORS[name].apply.__doc__.startswith(getattr(module, name).__doc__)
     assert getattr(estimators, name) is getattr(module, name)  # Re-exported.
+    assert _functions(name)[0] is getattr(module, name)
+
+
+def _keyword_defaults(fn):
+  """`{name: default}` of fn's keyword-only parameters but `kind`."""
+  return {p.name: p.default for p in inspect.signature(fn).parameters.values()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != 'kind'}
+
+
+@pytest.mark.parametrize('name', list(ESTIMATORS))
+def test_function_defaults_are_the_declared_defaults(name):
+  """The family functions' Python defaults (apply's and init's) equal, value
+  and type, what `Estimator.hparams` / `init_hparams` declare, so the two
+  cannot drift apart."""
+  estimator = ESTIMATORS[name]
+  apply_fn, init_fn = _functions(name)
+  for fn, declared in ((apply_fn, estimator.hparams), (init_fn, estimator.init_hparams)):
+    defaults = _keyword_defaults(fn)
+    assert sorted(defaults) == sorted(declared), (fn.__name__, defaults, declared)
+    for k, spec in declared.items():
+      assert (type(defaults[k]), defaults[k]) == (type(spec.default), spec.default), (
+          fn.__name__, k, defaults[k], spec.default)
+
+
+def test_unsupported_kind_suggests_the_unbiased_estimators_of_that_kind():
+  """The alternatives come from the registry: every unbiased estimator that
+  allows the kind, arm named as ARSM on categorical layers."""
+  f = lambda z: jnp.sum(z.reshape(z.shape[0], -1), 1)
+  for name, logits, kind in (('disarm', jnp.zeros((2, 3, 4)), 'categorical'),
+                             ('arsm', jnp.zeros((2, 3)), 'bernoulli')):
+    with pytest.raises(ValueError, match=f'For {kind} layers use e.g. ') as error:
+      ESTIMATORS[name].apply(jax.random.key(0), logits, f, (), kind=kind)
+    suggested = str(error.value).split('use e.g. ')[1].rstrip('.').replace(' or ', ', ')
+    expected = [n for n in et.UNBIASED if kind in ESTIMATORS[n].kinds and n != 'arsm']
+    assert [s.replace(' (ARSM)', '') for s in suggested.split(', ')] == expected
+
+
+def test_arm_on_categorical_layers_is_arsm():
+  """What the error messages call 'arm (ARSM)': the same surrogate and gradient."""
+  p = et.problem('categorical')
+
+  def grad(name):
+    return jax.grad(lambda l: jnp.sum(ESTIMATORS[name].apply(
+        jax.random.key(5), l, p.f(), (), kind='categorical')[0]))(p.logits)
+
+  np.testing.assert_array_equal(grad('arm'), grad('arsm'))
 
 
 def test_public_api_unchanged():

@@ -261,6 +261,8 @@ class Estimator(NamedTuple):
     relaxed: True if `f` is evaluated only on relaxed samples, so the
       surrogate's value is the relaxed objective (gumbel_softmax), not f at a
       discrete sample.
+    family: the module of its family in `gumbel.estimators`
+      ('score_function', 'relaxed', 'coupled', 'control_variates').
   """
   name: str
   init: Callable[..., Any]
@@ -271,6 +273,7 @@ class Estimator(NamedTuple):
   init_hparams: Mapping[str, HParam] = {}
   objective: str = 'expectation'
   relaxed: bool = False
+  family: str = ''
 
   @property
   def normalizes_signal(self) -> bool:
@@ -372,7 +375,8 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   """)
   return Estimator(name=name, init=checked_init, apply=checked_apply, kinds=kinds,
                    unbiased=unbiased, hparams=hparams, init_hparams=init_hparams,
-                   objective=objective, relaxed=relaxed)
+                   objective=objective, relaxed=relaxed,
+                   family=fn.__module__.rpartition('.')[2])
 
 
 _DECAY = HParam(0.9, 'fraction', 'decay of the running mean and variance of the signal')
