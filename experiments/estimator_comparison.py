@@ -49,6 +49,7 @@ import numpy as np
 import gumbel
 from gumbel import networks
 from gumbel import objectives
+from gumbel.estimators import _common
 from experiments import input_pipeline
 from experiments import training
 
@@ -60,49 +61,40 @@ HALF = NUM_PIXELS // 2
 
 
 class Layer:
-  """The shapes of one stochastic layer."""
+  """The shapes of one stochastic layer; its sampling, densities and KL are
+  the library's, through the operations of its kind (`KIND_OPS`)."""
 
   def __init__(self, latent: str, num_vars: int, num_classes: int):
     self.kind = latent
+    self.ops = _common.KIND_OPS[latent]
     self.num_vars = num_vars
     self.num_classes = num_classes if latent == 'categorical' else 1
-    self.size = num_vars * self.num_classes  # Width of a flattened sample.
+    self.event_shape = self.ops.event_shape(num_vars, num_classes)  # [D] or [D, K]
+    self.size = math.prod(self.event_shape)  # Width of a flattened sample.
 
   def logits(self, flat: jax.Array) -> jax.Array:
     """[B, size] -> [B, D] or [B, D, K]."""
-    if self.kind == 'bernoulli':
-      return flat
-    return flat.reshape(flat.shape[:-1] + (self.num_vars, self.num_classes))
+    return flat.reshape(flat.shape[:-1] + self.event_shape)
 
   def flatten(self, sample: jax.Array) -> jax.Array:
-    return sample.reshape(sample.shape[:-2] + (self.size,)) if self.kind == 'categorical' else sample
+    """[B, D] or [B, D, K] -> [B, size]."""
+    return sample.reshape(sample.shape[:sample.ndim - len(self.event_shape)] + (self.size,))
 
   def sample(self, key: jax.Array, logits: jax.Array) -> jax.Array:
     """An exact sample (no gradient)."""
-    logits = jax.lax.stop_gradient(logits)
-    if self.kind == 'bernoulli':
-      return jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(jnp.float32)
-    return gumbel.gumbel_max(key, logits)
+    return self.ops.standard_sample(key, logits)
 
   def log_prob(self, logits: jax.Array, sample: jax.Array) -> jax.Array:
     """log q(sample), summed over the layer: [B]."""
-    if self.kind == 'bernoulli':
-      return jnp.sum(sample * logits - jax.nn.softplus(logits), axis=-1)
-    return jnp.sum(sample * jax.nn.log_softmax(logits), axis=(-2, -1))
+    return self.ops.log_prob(logits, sample)
 
   def relaxed_sample(self, key: jax.Array, logits: jax.Array, temperature) -> jax.Array:
     """A relaxed (Concrete / binary Concrete) sample at `temperature` (no gradient)."""
-    logits = jax.lax.stop_gradient(logits)
-    if self.kind == 'bernoulli':
-      return gumbel.relaxed_bernoulli(key, logits, temperature)
-    return gumbel.gumbel_softmax(key, logits, temperature)
+    return self.ops.relaxed_sample(key, jax.lax.stop_gradient(logits), temperature)
 
   def kl(self, logits: jax.Array, prior_logits: jax.Array) -> jax.Array:
     """KL(q || p) summed over the layer: [B]."""
-    if self.kind == 'bernoulli':
-      prior = jnp.broadcast_to(prior_logits, logits.shape)
-      return jnp.sum(gumbel.bernoulli_kl(logits, prior), axis=-1)
-    return jnp.sum(gumbel.categorical_kl(logits, prior_logits), axis=-1)
+    return self.ops.kl(logits, prior_logits)
 
 
 def check_config(config: ml_collections.ConfigDict):
@@ -149,15 +141,14 @@ def init_params(key, config, nets, layers) -> dict:
   params = {name: nets[name].init(keys[name], jnp.zeros((1, inputs[name])))
             for name in sorted(nets)}
   if config.model.task == 'vae' and config.model.prior == 'learned':
-    shape = (layers[0].num_vars,) + ((layers[0].num_classes,) if layers[0].kind == 'categorical' else ())
-    params['prior'] = jnp.zeros(shape, jnp.float32)
+    params['prior'] = jnp.zeros(layers[0].event_shape, jnp.float32)
   return params
 
 
 def prior_logits(params, layer: Layer) -> jax.Array:
   if 'prior' in params:
     return params['prior']
-  return jnp.zeros((layer.num_vars,) + ((layer.num_classes,) if layer.kind == 'categorical' else ()))
+  return jnp.zeros(layer.event_shape)
 
 
 def temperature_schedule(config) -> Callable:
