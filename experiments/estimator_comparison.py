@@ -294,9 +294,8 @@ def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int,
                      f'eval.sample_chunk={chunk}.')
 
   def iw_bound(log_weight, key):
-    keys = jax.random.split(key, num_samples).reshape(num_samples // chunk, chunk)
-    log_w = jax.lax.map(jax.vmap(log_weight), keys)  # [S / chunk, chunk, B]
-    return objectives.importance_weighted_bound(log_w.reshape(num_samples, -1), axis=0)
+    return objectives.importance_weighted_bound_chunked(
+        key, log_weight, num_samples=num_samples, chunk=chunk)  # [B]
 
   def sbn_eval(params, extra, x, key):
     del extra

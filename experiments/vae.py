@@ -108,11 +108,9 @@ def make_eval_batch(config, model):
     key_elbo, key_iw = jax.random.split(key)
     kl = jnp.sum(gumbel.categorical_kl(logits, prior), axis=-1)  # [B]
     neg_elbo = kl - log_likelihood(gumbel.gumbel_max(key_elbo, logits))
-    keys = jax.random.split(key_iw, num_samples).reshape(num_samples // chunk, chunk)
-    log_w = jax.lax.map(jax.vmap(log_weight), keys)  # [S / chunk, chunk, B]
-    log_w = log_w.reshape(num_samples, -1)  # [S, B]
-    return {'neg_elbo': neg_elbo,
-            f'nll_iw{num_samples}': -objectives.importance_weighted_bound(log_w, axis=0)}
+    bound = objectives.importance_weighted_bound_chunked(
+        key_iw, log_weight, num_samples=num_samples, chunk=chunk)  # [B]
+    return {'neg_elbo': neg_elbo, f'nll_iw{num_samples}': -bound}
 
   return eval_batch
 

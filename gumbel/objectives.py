@@ -2,6 +2,8 @@
 
 Losses are functions with keyword-only arguments (big_vision style); each
 returns per-example values so callers choose how to reduce.
+`importance_weighted_bound_chunked` draws the samples of the IWAE bound in
+chunks, as the experiments evaluate it.
 
 References:
   [GS] Jang, Gu, Poole. ICLR 2017, section 4.
@@ -10,6 +12,7 @@ References:
 """
 
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -86,3 +89,38 @@ def importance_weighted_bound(log_weights: jax.Array, axis: int = 0) -> jax.Arra
   """
   num_samples = log_weights.shape[axis]
   return jax.nn.logsumexp(log_weights, axis=axis) - math.log(num_samples)
+
+
+def importance_weighted_bound_chunked(
+    key: jax.Array,
+    log_weight_fn: Callable[[jax.Array], jax.Array],
+    *,
+    num_samples: int,
+    chunk: int,
+) -> jax.Array:
+  """The IWAE bound from `num_samples` draws of `log_weight_fn`, `chunk` at a time.
+
+  Splits `key` into one key per sample and evaluates `log_weight_fn` on
+  `chunk` keys at once (`jax.vmap`) and on the chunks one after another
+  (`jax.lax.map`), so memory grows with `chunk`, not with `num_samples`.
+
+  Args:
+    key: a PRNG key, split into `num_samples` keys.
+    log_weight_fn: `key -> log w [...]`, e.g. log p(x, z) - log q(z | x)
+      with z ~ q drawn from the key, per example.
+    num_samples: S, a multiple of `chunk`.
+    chunk: the samples evaluated at once, 1 <= chunk (clipped to S).
+
+  Returns:
+    The bound log (1/S) sum_s w_s, of the shape of one log-weight.
+
+  References:
+    [IWAE] eq. 7.
+  """
+  chunk = min(chunk, num_samples)
+  if chunk < 1 or num_samples % chunk:
+    raise ValueError(f'importance_weighted_bound_chunked: num_samples={num_samples} must be a '
+                     f'positive multiple of chunk={chunk}.')
+  keys = jax.random.split(key, num_samples).reshape(num_samples // chunk, chunk)
+  log_w = jax.lax.map(jax.vmap(log_weight_fn), keys)  # [S / chunk, chunk, ...]
+  return importance_weighted_bound(log_w.reshape((num_samples,) + log_w.shape[2:]), axis=0)

@@ -68,3 +68,22 @@ def test_iw_bound_tightens_with_samples():
     bounds.append(float(jnp.mean(objectives.importance_weighted_bound(log_w))))
   assert bounds[0] < bounds[1] < bounds[2] < 0.0
   np.testing.assert_allclose(bounds[0], -sigma**2 / 2, atol=0.05)
+
+
+@pytest.mark.parametrize('chunk', [1, 4, 8, 100])
+def test_chunked_bound_is_the_bound_of_the_same_draws(chunk):
+  """Exact: the same per-sample keys as splitting the key num_samples ways."""
+  key = jax.random.key(3)
+  log_weight = lambda k: jax.random.normal(k, (5,)) * 3.0  # [B]
+  log_w = jax.vmap(log_weight)(jax.random.split(key, 8))  # [S, B]
+  expected = objectives.importance_weighted_bound(log_w, axis=0)
+  out = jax.jit(lambda k: objectives.importance_weighted_bound_chunked(
+      k, log_weight, num_samples=8, chunk=chunk))(key)
+  assert out.shape == (5,)
+  np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_chunked_bound_needs_a_multiple_of_the_chunk():
+  with pytest.raises(ValueError, match='num_samples=10 must be a positive multiple of chunk=4'):
+    objectives.importance_weighted_bound_chunked(
+        jax.random.key(0), lambda k: jnp.zeros((2,)), num_samples=10, chunk=4)
