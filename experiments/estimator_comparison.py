@@ -426,8 +426,8 @@ def create_task(config: ml_collections.ConfigDict,
   if config.grad_var_every:
     rng = np.random.default_rng(0)  # The same fixed batch for every run.
     index = rng.choice(num_train, config.batch_size, replace=False)
-    grad_var_batch = (rng.random((config.batch_size, NUM_PIXELS)) < data.train[index]).astype(
-        np.float32) if config.data.binarization == 'dynamic' else data.train[index]
+    grad_var_batch = (input_pipeline.binarize(rng, data.train[index])
+                      if config.data.binarization == 'dynamic' else data.train[index])
 
   return training.Task(
       init=init,

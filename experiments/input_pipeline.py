@@ -351,6 +351,23 @@ def hold_out_validation(ds: Dataset, num_valid: int, valid_size: Optional[int] =
       valid_labels=None if labels is None else labels[held])
 
 
+def binarize(key, images):
+  """x ~ Bernoulli(images) per pixel, as float32 {0, 1} (every binarization here).
+
+  Args:
+    key: a JAX PRNG key (jittable: `jax.random.bernoulli(key, images)`) or a
+      NumPy `Generator` for host arrays (`rng.random(shape) < images`; it
+      advances the generator).
+    images: values in [0, 1].
+
+  Returns:
+    Binary images of the shape of `images` (a NumPy array for a Generator).
+  """
+  if isinstance(key, np.random.Generator):
+    return (key.random(images.shape) < images).astype(np.float32)
+  return jax.random.bernoulli(key, images).astype(jnp.float32)
+
+
 def binarize_static(ds: Dataset) -> Dataset:
   """Binarizes every split once, with a fixed seed (Bernoulli draws per pixel).
 
@@ -361,10 +378,9 @@ def binarize_static(ds: Dataset) -> Dataset:
   image's binarization. A source's own validation split gets its own stream.
   """
   rng = np.random.default_rng(_STATIC_BINARIZATION_SEED)
-  draw = lambda rng, x: (rng.random(x.shape) < x).astype(np.float32)
-  train = draw(rng, ds.train)
-  test = draw(rng, ds.test)
-  valid = draw(np.random.default_rng([_STATIC_BINARIZATION_SEED, 1]), ds.valid)
+  train = binarize(rng, ds.train)
+  test = binarize(rng, ds.test)
+  valid = binarize(np.random.default_rng([_STATIC_BINARIZATION_SEED, 1]), ds.valid)
   return dataclasses.replace(ds, train=train, valid=valid, test=test, binarized=True)
 
 
@@ -456,7 +472,7 @@ def sample_batch(images, key, *, batch_size: int, binarization: str):
   index = jax.random.randint(key_index, (batch_size,), 0, images.shape[0])
   x = images[index]  # [B, D]
   if binarization == 'dynamic':
-    x = jax.random.bernoulli(key_binarize, x).astype(jnp.float32)
+    x = binarize(key_binarize, x)
   return x
 
 
@@ -483,8 +499,7 @@ def binarize_for_eval(images: np.ndarray, binarization: str, split: str) -> np.n
   """A fixed binarization of an evaluation split (dynamic only; others as stored)."""
   if binarization != 'dynamic':
     return images
-  rng = np.random.default_rng(_EVAL_BINARIZATION_SEEDS[split])
-  return (rng.random(images.shape) < images).astype(np.float32)
+  return binarize(np.random.default_rng(_EVAL_BINARIZATION_SEEDS[split]), images)
 
 
 def random_dataset(num_train: int, num_test: int = 0, seed: int = 0) -> Dataset:

@@ -3,6 +3,8 @@
 import gzip
 import os
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
@@ -99,6 +101,19 @@ def test_load_idx_missing_files(tmp_path):
     input_pipeline.load_dataset(_data_config(source='idx', dir=str(tmp_path)))
   with pytest.raises(FileNotFoundError, match='not a directory'):
     input_pipeline.load_dataset(_data_config(source='idx', dir=str(tmp_path / 'nope')))
+
+
+def test_binarize_draws_bernoulli_pixels_from_a_key_or_a_generator():
+  """Exact: the draws of `jax.random.bernoulli` and of `rng.random(shape) < x`."""
+  images = np.random.default_rng(5).random((3, 784), dtype=np.float32)
+  key = jax.random.key(2)
+  np.testing.assert_array_equal(
+      input_pipeline.binarize(key, jnp.asarray(images)),
+      jax.random.bernoulli(key, jnp.asarray(images)).astype(jnp.float32))
+  rng = np.random.default_rng(1)
+  out = input_pipeline.binarize(np.random.default_rng(1), images)
+  np.testing.assert_array_equal(out, (rng.random(images.shape) < images).astype(np.float32))
+  assert out.dtype == np.float32 and set(np.unique(out)) <= {0.0, 1.0}
 
 
 def test_static_binarization_is_fixed(tmp_path):
