@@ -278,7 +278,7 @@ def run(members: Sequence[Member], *, devices: Optional[Sequence[Any]] = None,
       trained += 1
     remaining = sum(1 for g2 in groups[k + 1:] if any(not _finished(m) for m in g2))
     elapsed = time.perf_counter() - start
-    eta = elapsed / trained * remaining if trained else 0.0
+    eta = training.eta_seconds(elapsed, trained, trained + remaining) if remaining else 0.0
     logging.info('Sweep: %d/%d groups done, %s elapsed, ETA %s.', k + 1, len(groups),
                  training.format_duration(elapsed), training.format_duration(eta))
   return results
@@ -422,8 +422,7 @@ def _wait_and_report(procs, members, start, done_before, logs, label):
     time.sleep(0.5)
   done = sum(_finished(m) for m in members)
   elapsed = time.perf_counter() - start
-  rate = (done - done_before) / elapsed
-  eta = (len(members) - done) / rate if rate > 0 else float('inf')
+  eta = training.eta_seconds(elapsed, done - done_before, len(members) - done_before)
   logging.info('%s: %d/%d runs finished, %s elapsed, ETA %s (worker logs: %s).', label, done,
                len(members), training.format_duration(elapsed), training.format_duration(eta),
                ', '.join(logs))
