@@ -27,7 +27,9 @@ def row(workdir: str) -> str:
     seconds += (l['step'] - previous) / l['steps_per_sec']
     previous = l['step']
   test = test[-1]
-  nll = next(v for k, v in test.items() if k.startswith('test/nll_iw'))
+  # `test/nll`; result files written before the rename call it `test/nll_iw<m>`.
+  nll = test['test/nll'] if 'test/nll' in test else next(
+      v for k, v in test.items() if k.startswith('test/nll_iw'))
   data = config['data']
   source = test.get('data', test.get('test/data', f"{data['source']}:{data['name']}"))
   return (f"| {os.path.basename(os.path.normpath(workdir))} | hard={config['model']['hard']} "

@@ -1,5 +1,6 @@
 """End-to-end tests of the categorical VAE experiment on its tiny config."""
 
+import json
 import os
 import subprocess
 import sys
@@ -45,14 +46,27 @@ def test_outputs_and_loss_goes_down(full_run):
     assert np.isfinite(l['train/neg_elbo'])
   test = lines[-1]
   assert test['step'] == 40
-  assert np.isfinite(test['test/neg_elbo']) and np.isfinite(test['test/nll_iw8'])
+  assert np.isfinite(test['test/neg_elbo']) and np.isfinite(test['test/nll'])
+  assert not any(k.startswith('test/nll_iw') for k in test)  # No config value in a name.
   # The importance-weighted bound is tighter than the single-sample ELBO.
-  assert test['test/nll_iw8'] < test['test/neg_elbo']
+  assert test['test/nll'] < test['test/neg_elbo']
   assert int(state['step']) == 40
   assert test['data'] == 'embedded:mnist_5000'
-  assert training.read_result(workdir)['test/nll_iw8'] == test['test/nll_iw8']
+  assert training.read_result(workdir)['test/nll'] == test['test/nll']
   row = results_table.row(workdir)
   assert '| embedded:mnist_5000 (dynamic) | 40 |' in row
+  assert row.endswith(f"| {test['test/neg_elbo']:.2f} | {test['test/nll']:.2f} |")
+
+
+def test_results_table_reads_the_old_metric_name(tmp_path):
+  """Result files written before `nll_iw<m>` became `nll` still make a row."""
+  with open(tmp_path / 'config.json', 'w') as f:
+    json.dump({'model': {'hard': False},
+               'data': {'source': 'embedded', 'name': 'mnist', 'binarization': 'dynamic'}}, f)
+  with open(tmp_path / 'metrics.jsonl', 'w') as f:
+    f.write(json.dumps({'step': 10, 'train/neg_elbo': 200.0, 'steps_per_sec': 10.0}) + '\n')
+    f.write(json.dumps({'step': 10, 'test/neg_elbo': 170.0, 'test/nll_iw1000': 160.5}) + '\n')
+  assert results_table.row(str(tmp_path)).endswith('| 170.00 | 160.50 |')
 
 
 def test_resumed_run_matches_uninterrupted(full_run, tmp_path):
