@@ -5,7 +5,8 @@ digits) and checks that the rerun ends with the same final metrics as an
 uninterrupted run, or that the run stops with the stated error. Training is
 deterministic (step t draws `fold_in(loop_key, t)`, and a resumed run compiles
 the same chunks), so results and metrics lines must match exactly; only
-wall-clock numbers (`steps_per_sec`, `*/eval_seconds`) are left out.
+wall-clock numbers (`steps_per_sec`, `*/eval_seconds`) and the result's
+provenance (its wall time, the step it resumed from) are left out.
 """
 
 import errno
@@ -84,10 +85,14 @@ def _train(workdir, **overrides):
 
 
 def _outcome(workdir):
-  """result.json and every metrics line, without the wall-clock numbers."""
+  """result.json and every metrics line, without the wall-clock numbers and the provenance.
+
+  (The provenance says how the result was made: the wall time, the step a
+  resumed run started from.)
+  """
   def strip(record):
     return {k: v for k, v in record.items()
-            if k != 'steps_per_sec' and not k.endswith('eval_seconds')}
+            if k not in ('steps_per_sec', 'provenance') and not k.endswith('eval_seconds')}
   return (strip(training.read_result(str(workdir))),
           [strip(r) for r in metric_writer.read_metrics(str(workdir))])
 
