@@ -136,7 +136,7 @@ def outcomes(members: Sequence[Member], valid_key: str) -> Outcomes:
   out = Outcomes([], [], [])
   for m in members:
     result = training.read_result(m.workdir)
-    if result is None or result['step'] < m.config.num_train_steps:
+    if not training.is_finished_result(m.config, result):
       out.missing.append(m.workdir)
     elif (result.get('diverged_step') is not None or
           not math.isfinite(result.get(valid_key, math.nan))):
