@@ -216,9 +216,7 @@ def unlabelled_index(rank, labelled):
 
 
 def _binarize(key, x, binarization):
-  if binarization == 'dynamic':
-    return jax.random.bernoulli(key, x).astype(jnp.float32)
-  return x
+  return input_pipeline.binarize(key, x) if binarization == 'dynamic' else x
 
 
 def draw_batches(key, train, labelled, *, batch_size, labelled_batch_size, binarization):
