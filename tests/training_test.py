@@ -84,7 +84,7 @@ def test_bad_optimizer_and_group_configs():
   config.optimizer.name = 'adagrad'
   with pytest.raises(ValueError, match="optimizer.name='adagrad'.*allowed"):
     training.create_optimizer(config)
-  a, b = _config(), _config(estimator='sf')
+  a, b = _config(estimator='st'), _config(estimator='arm')  # Neither takes hyperparameters.
   with pytest.raises(ValueError, match="differ in 'estimator.name'"):
     training.check_group([a, b])
   training.check_group(_members(a, [(0, 1e-3), (5, 1e-2)]))  # Seeds and rates may differ.
