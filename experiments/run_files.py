@@ -32,22 +32,21 @@ def write_config(workdir: str, config: ml_collections.ConfigDict):
     f.write(config.to_json_best_effort(indent=2))
 
 
-def read_config(workdir: str) -> Optional[dict]:
-  """The `config.json` of a run as a dict, or None when there is none."""
-  path = os.path.join(workdir, CONFIG_FILE)
+def _read_json(path: str) -> Optional[dict]:
   if not os.path.exists(path):
     return None
   with open(path) as f:
     return json.load(f)
+
+
+def read_config(workdir: str) -> Optional[dict]:
+  """The `config.json` of a run as a dict, or None when there is none."""
+  return _read_json(os.path.join(workdir, CONFIG_FILE))
 
 
 def read_result(workdir: str) -> Optional[dict]:
   """The `result.json` of a finished run, or None."""
-  path = os.path.join(workdir, RESULT_FILE)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return _read_json(os.path.join(workdir, RESULT_FILE))
 
 
 def is_finished_result(config: ml_collections.ConfigDict, result: Optional[dict]) -> bool:

@@ -734,6 +734,26 @@ def compile_train_chunk(group: Group, progress: Optional[Callable] = None) -> Ca
   return chunk
 
 
+def chunk_timer(group: Group, num_steps: int) -> Callable[[], tuple[float, dict]]:
+  """`run() -> (seconds, metrics)`: `num_steps` steps of the group's compiled chunk.
+
+  Each call advances `group.state` and waits for the result, so the seconds
+  are the program's own (the first call includes compilation). What the
+  benchmarks and `reproduce_table1 --estimate` time: the loop's own program
+  from the loop's own start (`prepare`).
+  """
+  train_chunk = compile_train_chunk(group)
+
+  def run():
+    start = time.perf_counter()
+    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
+                                       num_steps=num_steps)
+    jax.block_until_ready((group.state, metrics))
+    return time.perf_counter() - start, metrics
+
+  return run
+
+
 def compile_grad_var(group: Group) -> Optional[Callable[[PyTree, int], list[dict]]]:
   """`grad_var(state, step) -> [{'grad_var/...': float}] per member`, or None when off."""
   task = group.task

@@ -50,15 +50,10 @@ def make_runner(config, task, num_members: int, batched: bool, steps: int):
     c.seed, c.optimizer.learning_rate = i, float(lrs[i])
     configs.append(c)
   # The loop's own start (keys, padding, placement) and its own compiled chunk.
-  group = training.prepare(task, configs, batched=batched)
-  train_chunk = training.compile_train_chunk(group)
+  timed = training.chunk_timer(training.prepare(task, configs, batched=batched), steps)
 
   def run():
-    start = time.perf_counter()
-    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
-                                       num_steps=steps)
-    jax.block_until_ready((group.state, metrics))
-    return time.perf_counter() - start
+    return timed()[0]
 
   return run
 

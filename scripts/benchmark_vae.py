@@ -65,15 +65,10 @@ def _load() -> float:
 def make_jax_runner(config, dataset: input_pipeline.Dataset, steps: int):
   """Returns `run() -> seconds` for `steps` steps of the experiment's compiled chunk."""
   task = vae.create_task(config, dataset)
-  group = training.prepare(task, [config])  # The loop's own start, a group of one.
-  train_chunk = training.compile_train_chunk(group)
+  timed = training.chunk_timer(training.prepare(task, [config]), steps)  # A group of one.
 
   def run():
-    start = time.perf_counter()
-    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
-                                       num_steps=steps)
-    jax.block_until_ready((group.state, metrics))
-    elapsed = time.perf_counter() - start
+    elapsed, metrics = timed()
     if not np.isfinite(np.asarray(metrics['neg_elbo'])).all():
       raise FloatingPointError('JAX training diverged during the benchmark.')
     return elapsed

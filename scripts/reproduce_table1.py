@@ -294,11 +294,6 @@ def h200_speedups() -> dict:
   return out
 
 
-def _block(tree):
-  return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, 'block_until_ready') else x,
-                      tree)
-
-
 def time_cell(config, dataset, steps: int) -> dict:
   """Seconds per training step and per run of one member (training, grad_var, evaluation).
 
@@ -306,17 +301,11 @@ def time_cell(config, dataset, steps: int) -> dict:
   batch of each evaluation split, and scales them to the config's budget.
   """
   task = estimator_comparison.create_task(config, dataset)
-  states, keys = training.init_members(task, [config])
-  chunk = training.make_train_chunk(task, training.create_optimizer(config), batched=False,
-                                    step_loop=config.get('step_loop', 'scan'))
-  state = jax.tree.map(lambda x: x[None], states[0])
-  data = jax.device_put(task.data)
-  start = time.perf_counter()
-  state, _ = _block(chunk(state, keys['loop'], data, num_steps=steps))
-  compile_seconds = time.perf_counter() - start
-  start = time.perf_counter()
-  state, _ = _block(chunk(state, keys['loop'], data, num_steps=steps))
-  step_seconds = (time.perf_counter() - start) / steps
+  group = training.prepare(task, [config])  # The loop's own start and program.
+  timed = training.chunk_timer(group, steps)
+  compile_seconds = timed()[0]
+  step_seconds = timed()[0] / steps
+  state, keys = group.state, group.keys
   eval_seconds = 0.0
   for split, examples in task.eval_data.items():
     n = len(jax.tree.leaves(examples)[0])

@@ -60,15 +60,10 @@ def _load() -> float:
 
 def make_runner(config, steps: int):
   """Returns `(run() -> seconds, compile_seconds)` for `steps` compiled steps of one mode."""
-  group = training.prepare(ssl.create_task(config), [config])  # The loop's own start.
-  train_chunk = training.compile_train_chunk(group)
+  timed = training.chunk_timer(training.prepare(ssl.create_task(config), [config]), steps)
 
   def run():
-    start = time.perf_counter()
-    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
-                                       num_steps=steps)
-    jax.block_until_ready((group.state, metrics))
-    elapsed = time.perf_counter() - start
+    elapsed, metrics = timed()
     if not np.isfinite(np.asarray(metrics['loss'])).all():
       raise FloatingPointError(f'{config.model.y_mode} diverged during the benchmark.')
     return elapsed
