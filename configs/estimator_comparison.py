@@ -152,35 +152,29 @@ def get_config(arg=None):
   config.eval.sample_chunk = 100
   config.eval.num_examples = -1
 
-  if args['preset'] == 'small':
-    config.data.source = 'embedded'
-    config.num_train_steps = 1000
-    config.batch_size = 50
-    config.log_every = 250
-    config.checkpoint_every = 1000
-    config.grad_var_every = 500
-    if args['estimator'] == 'vimco':
-      config.estimator.hparams.num_samples = 2  # Nested in the SBNs: S^2 evaluations.
-    config.grad_var_samples = 8
-    config.eval.num_samples = 100
-    config.eval.valid_num_samples = 20
-    config.eval.sample_chunk = 20
-  elif args['preset'] == 'tiny':
-    config.data.source = 'embedded'
-    config.num_train_steps = 20
-    config.batch_size = 8
-    config.log_every = 10
-    config.checkpoint_every = 10
-    config.grad_var_every = 10
-    config.grad_var_samples = 2
-    config.model.num_vars = 6 if latent == 'bernoulli' else 3
-    config.model.num_classes = 4
-    config.eval.num_samples = 4
-    config.eval.valid_num_samples = 2
-    config.eval.batch_size = 16
-    config.eval.sample_chunk = 2
-    config.eval.num_examples = 32
+  overrides = dict(_PRESET_OVERRIDES.get(args['preset'], {}))
+  if args['preset'] == 'small' and args['estimator'] == 'vimco':
+    overrides['estimator.hparams.num_samples'] = 2  # Nested in the SBNs: S^2 evaluations.
+  if args['preset'] == 'tiny':
+    overrides['model.num_vars'] = 6 if latent == 'bernoulli' else 3
+  config.update_from_flattened_dict(overrides)
   return config
+
+
+# What the small and tiny presets change (the paper and cpu presets are the defaults).
+_PRESET_OVERRIDES = {
+    'small': {
+        'data.source': 'embedded', 'num_train_steps': 1000, 'batch_size': 50, 'log_every': 250,
+        'checkpoint_every': 1000, 'grad_var_every': 500, 'grad_var_samples': 8,
+        'eval.num_samples': 100, 'eval.valid_num_samples': 20, 'eval.sample_chunk': 20,
+    },
+    'tiny': {
+        'data.source': 'embedded', 'num_train_steps': 20, 'batch_size': 8, 'log_every': 10,
+        'checkpoint_every': 10, 'grad_var_every': 10, 'grad_var_samples': 2,
+        'model.num_classes': 4, 'eval.num_samples': 4, 'eval.valid_num_samples': 2,
+        'eval.batch_size': 16, 'eval.sample_chunk': 2, 'eval.num_examples': 32,
+    },
+}
 
 
 def get_hyper(h, arg=None):
