@@ -128,32 +128,25 @@ def get_config(arg=None):
 
   if args['classes'] != 10:
     config.data.labels = 'random'
-  if args['preset'] == 'small':
-    config.data.source = 'embedded'
-    config.num_train_steps = 800
-    config.batch_size = 32
-    config.labelled_batch_size = 32
-    config.log_every = 200
-    config.checkpoint_every = 400
-    config.model.z_dim = 16
-    config.model.encoder_features = (16, 32, 32)
-    config.model.hidden = 64
-    config.model.decoder_features = (16, 8, 4)
-    config.optimizer.learning_rate = 1e-3
-  elif args['preset'] == 'tiny':
-    config.data.source = 'embedded'
-    config.num_train_steps = 20
-    config.batch_size = 8
-    config.labelled_batch_size = 8
-    config.log_every = 10
-    config.checkpoint_every = 10
-    config.model.z_dim = 4
-    config.model.encoder_features = (4, 4, 4)
-    config.model.hidden = 8
-    config.model.decoder_features = (4, 4, 4)
-    config.eval.batch_size = 16
-    config.eval.num_examples = 32
+  config.update_from_flattened_dict(_PRESET_OVERRIDES.get(args['preset'], {}))
   return config
+
+
+# What the small and tiny presets change (the paper preset is the default).
+_PRESET_OVERRIDES = {
+    'small': {
+        'data.source': 'embedded', 'num_train_steps': 800, 'batch_size': 32,
+        'labelled_batch_size': 32, 'log_every': 200, 'checkpoint_every': 400,
+        'model.z_dim': 16, 'model.encoder_features': (16, 32, 32), 'model.hidden': 64,
+        'model.decoder_features': (16, 8, 4), 'optimizer.learning_rate': 1e-3,
+    },
+    'tiny': {
+        'data.source': 'embedded', 'num_train_steps': 20, 'batch_size': 8,
+        'labelled_batch_size': 8, 'log_every': 10, 'checkpoint_every': 10, 'model.z_dim': 4,
+        'model.encoder_features': (4, 4, 4), 'model.hidden': 8,
+        'model.decoder_features': (4, 4, 4), 'eval.batch_size': 16, 'eval.num_examples': 32,
+    },
+}
 
 
 def get_hyper(h, arg=None):
