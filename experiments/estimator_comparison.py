@@ -267,10 +267,12 @@ def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
 # ----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int,
-             relaxed_temperature: Optional[float] = None):
-  """A cached evaluation function per model shape, shared by all estimators.
+def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: int,
+            relaxed_temperature: Optional[float] = None):
+  """The evaluation function of `config.model`, the same for every estimator.
+
+  Its compilations are shared between groups through the task's `eval_key`
+  (`model_key` and these arguments), not by caching this function.
 
   Metrics per example, all of the discrete model: `nll`, the m-sample bound
   -log (1/m) sum_i w_i (m = `num_samples`; SBN: w = p(x_l | h_i), h ~ p(h |
@@ -283,10 +285,7 @@ def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int,
   Returns:
     `eval_batch(params, extra, x, key) -> {name: [B]}`.
   """
-  task, latent, num_vars, num_classes, hidden, activation = model_key
-  config = ml_collections.ConfigDict({'model': {
-      'task': task, 'latent': latent, 'num_vars': num_vars, 'num_classes': num_classes,
-      'hidden': hidden, 'activation': activation}})
+  task = config.model.task
   nets, layers = create_networks(config)
   chunk = min(sample_chunk, num_samples)
   if num_samples % chunk:
@@ -348,6 +347,7 @@ def _eval_fn(model_key: tuple, num_samples: int, sample_chunk: int,
 
 
 def model_key(config) -> tuple:
+  """What determines the model's shapes and evaluation (not the estimator)."""
   m = config.model
   return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), m.activation)
 
@@ -437,16 +437,21 @@ def create_task(config: ml_collections.ConfigDict,
           binarization=config.data.binarization),
       data=data.train,
       eval_batch={
-          'valid': _eval_fn(model_key(config), config.eval.valid_num_samples,
-                            config.eval.sample_chunk, relaxed_temperature),
-          'test': _eval_fn(model_key(config), config.eval.num_samples, config.eval.sample_chunk,
+          'valid': eval_fn(config, config.eval.valid_num_samples, config.eval.sample_chunk,
                            relaxed_temperature),
+          'test': eval_fn(config, config.eval.num_samples, config.eval.sample_chunk,
+                          relaxed_temperature),
       },
       eval_data=eval_data,
       grad_variance=grad_variance if config.grad_var_every else None,
       grad_var_batch=grad_var_batch,
       main_metric='nll_bound' if config.model.task == 'sbn' else 'neg_elbo',
-      info={'data': f'{data.source}:{data.name}', 'num_train': num_train})
+      info={'data': f'{data.source}:{data.name}', 'num_train': num_train},
+      # What the compiled programs depend on: every estimator of a model shares its
+      # evaluation; training programs are shared by identical configs only.
+      program_key=('estimator_comparison', training.config_key(config), num_train),
+      eval_key=('estimator_comparison', model_key(config), config.eval.valid_num_samples,
+                config.eval.num_samples, config.eval.sample_chunk, relaxed_temperature))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -184,7 +184,10 @@ def create_task(config: ml_collections.ConfigDict,
       eval_batch=make_eval_batch(config, model),
       eval_data=eval_data,
       finalize=finalize,
-      info={'data': f'{data.source}:{data.name}'})
+      info={'data': f'{data.source}:{data.name}'},
+      # The programs depend on the config (not the seed and learning rate) and the data size.
+      program_key=('vae', training.config_key(config), len(data.train)),
+      eval_key=('vae', training.config_key(config)))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 
 from scripts import reproduce_table1 as table  # pylint: disable=g-import-not-at-top
 
@@ -62,7 +63,9 @@ def draw(cells: dict, rows, out: str) -> list[str]:
         ax.scatter([x], [paper], color=colors[name], marker='x', zorder=3)
         ax.plot([x, x], [paper, s['mean']], color=colors[name], lw=0.6, ls=':')
     ax.set_xscale('log')
-    ax.set_xlabel('CPU minutes per run (one core)')
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter('%g'))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel('wall minutes per run (one core)')
     ax.set_title(table.ROW_NAMES[row], fontsize=10)
   axes[0][0].set_ylabel('test bound, nats (o ours, x [GS])')
   fig.tight_layout()

@@ -85,7 +85,7 @@ def test_sbn_test_nll_matches_exact_enumeration(model):
   nets, layers, params = _random_params(config, scale=0.3)
   x = _images()
   exact = -_sbn_exact_log_likelihood(params, nets, layers, x) / len(x)
-  eval_fn = ec._eval_fn(ec.model_key(config), 4096, 512)  # pylint: disable=protected-access
+  eval_fn = ec.eval_fn(config, 4096, 512)
   nll = jax.jit(eval_fn)(params, None, x, jax.random.key(4))['nll']
   assert float(jnp.mean(nll)) == pytest.approx(float(exact), abs=0.1)
 
@@ -107,7 +107,7 @@ def test_vae_bounds_match_exact_enumeration(model):
   log_lik = jax.vmap(lambda o: gumbel.bernoulli_log_likelihood(
       logits=jnp.broadcast_to(o, x.shape), targets=x))(out)  # [N, B]
   exact = -jnp.mean(jax.nn.logsumexp(log_prior[:, None] + log_lik, axis=0))
-  eval_fn = ec._eval_fn(ec.model_key(config), 4096, 512)  # pylint: disable=protected-access
+  eval_fn = ec.eval_fn(config, 4096, 512)
   out = jax.jit(eval_fn)(params, None, x, jax.random.key(5))
   assert float(jnp.mean(out['nll'])) == pytest.approx(float(exact), abs=0.1)
   # The ELBO with exact expectation (enumerated) is a bound: above the NLL.
@@ -115,7 +115,7 @@ def test_vae_bounds_match_exact_enumeration(model):
   log_q = jax.vmap(lambda z: layer.log_prob(logits, jnp.broadcast_to(z, logits.shape)))(configs)
   neg_elbo = -jnp.mean(jnp.sum(jnp.exp(log_q) * (log_lik + log_prior[:, None] - log_q), 0))
   assert float(neg_elbo) > float(exact)
-  cheap = ec._eval_fn(ec.model_key(config), 2, 2)  # pylint: disable=protected-access
+  cheap = ec.eval_fn(config, 2, 2)
   elbo_estimates = jax.jit(jax.vmap(lambda k: cheap(params, None, x, k)['neg_elbo']))(
       jax.random.split(jax.random.key(6), 512))
   assert float(jnp.mean(elbo_estimates)) == pytest.approx(float(neg_elbo), abs=1.0)

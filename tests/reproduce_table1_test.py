@@ -93,3 +93,13 @@ def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
   assert summary['learning_rate'] == 3e-4
   assert summary['chosen'] == 'temperature.interval=1000'
   assert summary['seeds'] == 2 and summary['mean'] == pytest.approx(80.5)
+
+
+def test_figures_draw_cost_and_curves_of_the_finished_cells(finished, tmp_path):
+  from scripts import table1_figures  # pylint: disable=g-import-not-at-top
+  _, rows, _, cells = finished
+  paths = table1_figures.draw(cells, rows, str(tmp_path))
+  assert [os.path.basename(p) for p in paths] == ['table1_cost.png', 'table1_curves.png']
+  assert all(os.path.getsize(p) > 5000 for p in paths)
+  with pytest.raises(ValueError, match='No finished cell'):
+    table1_figures.draw({}, rows, str(tmp_path))
