@@ -65,6 +65,7 @@ def define_flags():
   flags.DEFINE_enum('preset', 'small', table_config.PRESETS,
                     'Preset of every cell (tiny: for tests).')
   flags.DEFINE_string('workdir', None, 'Shared folder of all runs and the table.')
+  flags.DEFINE_string('table_dir', None, 'Where table1.md and table1.csv go (default: --workdir).')
   flags.DEFINE_string('shard', '0/1', 'Train slice i of n of the grid.')
   flags.DEFINE_list('rows', list(ROWS), f'Rows, from {ROWS}.')
   flags.DEFINE_list('estimators', list(COLUMNS), 'Columns (estimator names).')
@@ -398,7 +399,9 @@ def _main(argv):
                  label=f'Table 1 ({FLAGS.preset}, {len(cells)} cells)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
-  print(write_table(cells, FLAGS.rows, FLAGS.estimators, FLAGS.workdir, FLAGS.preset, wall))
+  table_dir = FLAGS.table_dir or FLAGS.workdir
+  os.makedirs(table_dir, exist_ok=True)
+  print(write_table(cells, FLAGS.rows, FLAGS.estimators, table_dir, FLAGS.preset, wall))
 
 
 if __name__ == '__main__':
