@@ -305,3 +305,107 @@ def test_two_layer_composition_is_unbiased():
   mean = jnp.mean(grads, 0)
   stderr = jnp.std(grads, 0) / np.sqrt(et.NUM_ESTIMATES)
   assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3)
+
+
+# ----------------------------------------------------------------------------
+# Declared hyperparameters: shown, checked, validated.
+# ----------------------------------------------------------------------------
+
+_CAT = jnp.zeros((4, 3, 5))
+_F_CAT = lambda z: jnp.sum(z.reshape(z.shape[0], -1), axis=1)
+
+
+def _state(name, logits=_CAT, kind='categorical', **init_hparams):
+  return ESTIMATORS[name].init(jax.random.key(0), logits, kind=kind, **init_hparams)
+
+
+def test_signature_and_help_show_the_declared_hyperparameters():
+  assert str(inspect.signature(ESTIMATORS['vimco'].apply)) == (
+      '(key, logits, f, state, *, kind, num_samples=5)')
+  assert str(inspect.signature(ESTIMATORS['relax'].init)) == (
+      '(key, logits, *, kind, temperature=0.5, eta=1.0, hidden=32)')
+  assert str(inspect.signature(ESTIMATORS['st'].apply)) == '(key, logits, f, state, *, kind)'
+  for name, estimator in ESTIMATORS.items():
+    assert estimator.init.__doc__ and name in estimator.init.__doc__
+    for hparam in estimator.hparams:
+      assert f'{hparam}=' in estimator.apply.__doc__, (name, hparam)
+    for hparam in estimator.init_hparams:
+      assert f'{hparam}=' in estimator.init.__doc__, (name, hparam)
+
+
+def test_unknown_hyperparameter_names_the_estimator_and_what_it_takes():
+  with pytest.raises(ValueError, match=r"'reinmax' got unknown apply hyperparameter\(s\) "
+                     r"\['tau'\]; it takes: temperature=1.0 \(positive\)"):
+    ESTIMATORS['reinmax'].apply(jax.random.key(0), _CAT, _F_CAT, (), kind='categorical',
+                                tau=0.5)
+  with pytest.raises(ValueError, match=r"'st' got unknown apply .*it takes: none"):
+    ESTIMATORS['st'].apply(jax.random.key(0), _CAT, _F_CAT, (), kind='categorical',
+                           temperature=0.5)
+  with pytest.raises(ValueError, match=r"'rebar' got unknown init .*\['hidden'\].*eta=1.0"):
+    _state('rebar', hidden=8)
+
+
+def test_missing_kind_and_foreign_state_raise_value_errors():
+  with pytest.raises(ValueError, match=r"Estimator 'rebar': kind must be one of .*kind is "
+                     'required'):
+    ESTIMATORS['rebar'].apply(jax.random.key(0), _CAT, _F_CAT, _state('rebar'))
+  with pytest.raises(ValueError, match=r"Estimator 'rebar'.*kind is required"):
+    ESTIMATORS['rebar'].init(jax.random.key(0), _CAT)
+  for name, state in (('rebar', ()), ('sf', _state('rebar')), ('st', _state('sf')),
+                      ('relax', _state('rebar'))):
+    with pytest.raises(ValueError, match=rf"Estimator '{name}': the state does not come "
+                       rf"from ESTIMATORS\['{name}'\].init"):
+      ESTIMATORS[name].apply(jax.random.key(0), _CAT, _F_CAT, state, kind='categorical')
+
+
+@pytest.mark.parametrize('bad', [0.0, -1.0, float('inf'), float('nan'), np.asarray([0.5, 0.0])])
+@pytest.mark.parametrize('name', ['gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao',
+                                  'reinmax'])
+def test_bad_temperatures_raise_before_any_nan(name, bad):
+  with pytest.raises(ValueError, match=rf"Estimator '{name}': temperature must be"):
+    ESTIMATORS[name].apply(jax.random.key(0), _CAT, _F_CAT, (), kind='categorical',
+                           temperature=bad)
+
+
+@pytest.mark.parametrize('name', ['rebar', 'relax'])
+def test_bad_init_temperature_raises(name):
+  for bad in (0.0, -0.5, float('inf')):
+    with pytest.raises(ValueError, match=rf"Estimator '{name}': temperature must be"):
+      _state(name, temperature=bad)
+
+
+def test_other_ranges_are_checked():
+  cases = [('vimco', {'num_samples': 1}, 'integer >= 2'),
+           ('vimco', {'num_samples': 2.5}, 'integer >= 2'),
+           ('gumbel_rao', {'num_conditional': 0}, 'integer >= 1'),
+           ('sf', {'decay': 1.0}, r'in \[0, 1\)'),
+           ('sf', {'normalize': 1}, 'True or False'),
+           ('annealed_st', {'slope': -2.0}, 'must be'),
+           ('rebar', {'cv_learning_rate': 0.0}, 'must be')]
+  for name, hparams, message in cases:
+    state = _state(name)
+    with pytest.raises(ValueError, match=rf"Estimator '{name}'.*{message}"):
+      ESTIMATORS[name].apply(jax.random.key(0), _CAT, _F_CAT, state, kind='categorical',
+                             **hparams)
+
+
+@pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize('name', ['gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao',
+                                  'reinmax'])
+def test_low_precision_temperatures_are_accepted_eager_and_under_jit(name, dtype):
+  apply = functools.partial(ESTIMATORS[name].apply, jax.random.key(0), _CAT, _F_CAT, (),
+                            kind='categorical')
+  eager, _, _ = apply(temperature=jnp.asarray(0.5, dtype))
+  jitted, _, _ = jax.jit(lambda t: apply(temperature=t))(jnp.asarray(0.5, dtype))
+  assert np.isfinite(np.asarray(eager, np.float32)).all()
+  np.testing.assert_allclose(np.asarray(eager, np.float32), np.asarray(jitted, np.float32),
+                             rtol=1e-2)
+  state = _state('rebar', temperature=jnp.asarray(0.5, dtype))  # init temperatures too.
+  assert np.isfinite(float(state['params']['log_temperature']))
+
+
+def test_traced_values_are_not_checked():
+  """Under jit a temperature is traced: documented as unchecked (no error at trace time)."""
+  out = jax.jit(lambda t: ESTIMATORS['reinmax'].apply(
+      jax.random.key(0), _CAT, _F_CAT, (), kind='categorical', temperature=t)[0])(-1.0)
+  assert out.shape == (4,)
