@@ -255,15 +255,10 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
   return tables.write(workdir, 'table1', md, csv_rows, summaries, first_field='row')
 
 
-# Rough relative cost of a cell's training step, to order the work queue.
-_COST = {'arm': 8, 'relax': 6, 'rebar': 6, 'gumbel_rao': 4, 'vimco': 3, 'muprop': 2, 'darn': 2}
-
-
 def _cost_rank(member) -> float:
+  """Slow cells first: the estimator's declared cost, twice for the two-layer SBNs."""
   config = member.config
-  cost = _COST.get(config.estimator.name, 1)
-  if config.estimator.name == 'arm' and config.model.latent == 'bernoulli':
-    cost = 1  # ARM; ARSM (categorical) evaluates f on K (K - 1) / 2 + 1 swaps.
+  cost = gumbel.get_estimator(config.estimator.name).cost.get(config.model.latent, 1)
   return -cost * (2 if config.model.task == 'sbn' else 1)
 
 

@@ -263,6 +263,9 @@ class Estimator(NamedTuple):
       discrete sample.
     family: the module of its family in `gumbel.estimators`
       ('score_function', 'relaxed', 'coupled', 'control_variates').
+    cost: `{kind: rough cost of one apply}` relative to one evaluation of f
+      and its gradient (1 where not listed): for ordering work queues, not
+      a measurement (`reproduce_table1 --estimate` measures).
   """
   name: str
   init: Callable[..., Any]
@@ -274,6 +277,7 @@ class Estimator(NamedTuple):
   objective: str = 'expectation'
   relaxed: bool = False
   family: str = ''
+  cost: Mapping[str, float] = {}
 
   @property
   def normalizes_signal(self) -> bool:
@@ -328,7 +332,7 @@ def _check_state(name, init, key, logits, kind, state):
 
 
 def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True, *,
-          hparams=None, init_hparams=None, objective='expectation', relaxed=False):
+          hparams=None, init_hparams=None, objective='expectation', relaxed=False, cost=None):
   """An `Estimator` whose `init` and `apply` check their arguments first."""
   hparams = dict(hparams or {})
   init_hparams = dict(init_hparams or {})
@@ -375,7 +379,7 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   """)
   return Estimator(name=name, init=checked_init, apply=checked_apply, kinds=kinds,
                    unbiased=unbiased, hparams=hparams, init_hparams=init_hparams,
-                   objective=objective, relaxed=relaxed,
+                   objective=objective, relaxed=relaxed, cost=dict(cost or {}),
                    family=fn.__module__.rpartition('.')[2])
 
 
@@ -389,6 +393,7 @@ _CV_INIT = {'temperature': HParam(0.5, 'positive', 'initial temperature of the r
 _CV_APPLY = {'cv_learning_rate': HParam(1e-3, 'positive', 'Adam step size of the control '
                                         'variate parameters')}
 _HIDDEN = HParam(32, 'int>=1', 'width of the learned network')
+_TWICE = {'bernoulli': 2, 'categorical': 2}  # f and its gradient at a Taylor point.
 
 ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('sf', score_function.sf, score_function.sf_init, hparams=_NORMALIZED),
@@ -397,8 +402,9 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
               1e-3, 'positive', 'Adam step size of the baseline network')},
           init_hparams={'hidden': _HIDDEN}),
     _make('darn', score_function.darn, score_function.sf_init, unbiased=False,
-          hparams=_NORMALIZED),
-    _make('muprop', score_function.muprop, score_function.sf_init, hparams=_NORMALIZED),
+          hparams=_NORMALIZED, cost=_TWICE),
+    _make('muprop', score_function.muprop, score_function.sf_init, hparams=_NORMALIZED,
+          cost=_TWICE),
     _make('st', relaxed.st, unbiased=False),
     _make('annealed_st', relaxed.annealed_st, unbiased=False,
           hparams={'slope': HParam(1.0, 'positive', 'slope of the sigmoid / softmax in the '
@@ -408,19 +414,22 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('st_gumbel_softmax', relaxed.st_gumbel_softmax, unbiased=False,
           hparams={'temperature': _TEMPERATURE}),
     _make('rebar', control_variates.rebar, control_variates.rebar_init,
-          hparams=_CV_APPLY, init_hparams=_CV_INIT),
+          hparams=_CV_APPLY, init_hparams=_CV_INIT, cost={'bernoulli': 6, 'categorical': 6}),
     _make('relax', control_variates.relax, control_variates.relax_init,
-          hparams=_CV_APPLY, init_hparams={**_CV_INIT, 'hidden': _HIDDEN}),
-    _make('arm', coupled.arm),
-    _make('arsm', coupled.arsm, kinds=common.CATEGORICAL_ONLY),
+          hparams=_CV_APPLY, init_hparams={**_CV_INIT, 'hidden': _HIDDEN},
+          cost={'bernoulli': 6, 'categorical': 6}),
+    # ARSM evaluates f on K (K - 1) / 2 + 1 swapped samples.
+    _make('arm', coupled.arm, cost={'categorical': 8}),
+    _make('arsm', coupled.arsm, kinds=common.CATEGORICAL_ONLY, cost={'categorical': 8}),
     _make('disarm', coupled.disarm, kinds=common.BERNOULLI_ONLY),
     _make('vimco', score_function.vimco,
           hparams={'num_samples': HParam(5, 'int>=2', 'samples S per example')},
-          objective='multi_sample_bound'),
+          objective='multi_sample_bound', cost={'bernoulli': 3, 'categorical': 3}),
     _make('gumbel_rao', relaxed.gumbel_rao, unbiased=False,
           hparams={'temperature': _TEMPERATURE,
                    'num_conditional': HParam(10, 'int>=1', 'conditional Gumbel draws '
-                                             'averaged in the backward pass')}),
+                                             'averaged in the backward pass')},
+          cost={'bernoulli': 4, 'categorical': 4}),
     _make('reinmax', relaxed.reinmax, unbiased=False,
           hparams={'temperature': HParam(1.0, 'positive', 'temperature of pi_1 (the paper '
                                          'tunes it in [1, 1.5])')}),
