@@ -130,6 +130,29 @@ def _setting(config) -> tuple:
   return tuple(functools.reduce(getattr, key.split('.'), config) for key in CHOSEN_ON_VALIDATION)
 
 
+def run_seconds(workdir: str) -> float:
+  """Seconds of one member's share of its program: training chunks (from the
+  logged steps/s of each chunk) and its evaluation, over the members."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return float('nan')
+  seconds, previous = 0.0, 0
+  with open(path) as f:
+    for line in f:
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:
+        continue
+      if record.get('steps_per_sec'):
+        seconds += (record['step'] - previous) / record['steps_per_sec']
+        previous = record['step']
+  with open(os.path.join(workdir, 'result.json')) as f:
+    result = json.load(f)
+  seconds += sum(v for k, v in result.items() if k.endswith('/eval_seconds'))
+  members = (result.get('provenance') or {}).get('members_in_program', 1)
+  return seconds / members
+
+
 def summarize(members) -> dict:
   """Picks the learning rate (and annealing) on validation; test mean/std over seeds there."""
   valid_key, test_key = metric_names(members[0].config)
@@ -153,9 +176,7 @@ def summarize(members) -> dict:
       'prior': members[0].config.model.prior if members[0].config.model.task == 'vae' else '',
       'commits': sorted({str((r.get('provenance') or {}).get('git_commit'))[:10]
                          for r in chosen}),
-      'wall_seconds': float(np.mean([(r.get('provenance') or {}).get('wall_seconds', np.nan)
-                                     / (r.get('provenance') or {}).get('members_in_program', 1)
-                                     for r in chosen])),
+      'run_seconds': float(np.mean([run_seconds(w) for w in workdirs[best]])),
   })
   for name, key in EXTRA_TEST_METRICS.items():
     if all(key in r for r in chosen):
@@ -211,7 +232,7 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
             'relaxed_final_tau': s.get('relaxed', s.get('relaxed_sbn')),
             'discrete_one_sample': s.get('neg_elbo', s.get('nll_bound')),
             'prior': s.get('prior'), 'data': s.get('data'),
-            'run_seconds': s.get('wall_seconds'), 'commits': ' '.join(s.get('commits', [])),
+            'run_seconds': s.get('run_seconds'), 'commits': ' '.join(s.get('commits', [])),
             'missing': len(s['missing']), 'diverged': len(s['diverged'])})
     lines.append('| ' + ' | '.join(cellsx) + ' |')
   priors = sorted({s['prior'] for s in summaries.values() if s.get('prior')})
@@ -317,9 +338,9 @@ def time_cell(config, dataset, steps: int) -> dict:
     eval_seconds += (time.perf_counter() - start) * math.ceil(n / config.eval.batch_size)
   grad_var_steps = (config.num_train_steps // config.grad_var_every * config.grad_var_samples
                     if config.grad_var_every else 0)
-  run_seconds = (config.num_train_steps + grad_var_steps) * step_seconds + eval_seconds
+  per_run = (config.num_train_steps + grad_var_steps) * step_seconds + eval_seconds
   return {'step_seconds': step_seconds, 'eval_seconds': eval_seconds,
-          'compile_seconds': compile_seconds, 'run_seconds': run_seconds}
+          'compile_seconds': compile_seconds, 'run_seconds': per_run}
 
 
 def estimate(cells: dict, steps: int, workers: int) -> str:

@@ -4,7 +4,7 @@ r"""The two pictures of the README's Table 1 section, from finished runs.
 
 * `table1_cost.png`: per row, each estimator's test number (the m-sample
   bound of the table, at the setting validation chose) against the time one
-  run of it took (`run_minutes`: its program's logged training chunks and
+  run of it took (`reproduce_table1.run_seconds`: its program's logged training chunks and
   evaluations over its members, so a run resumed in several sessions counts
   all of them), with [GS]'s number for the paper's columns: which estimator
   gives the most nats per CPU-second?
@@ -15,8 +15,6 @@ r"""The two pictures of the README's Table 1 section, from finished runs.
 
 import json
 import os
-
-import numpy as np
 
 from absl import app
 from absl import flags
@@ -45,26 +43,6 @@ def _train_curve(workdir: str, key: str):
   return steps, values
 
 
-def run_minutes(workdir: str) -> float:
-  """Minutes of one member's share of its program: training chunks (from the
-  logged steps/s of each chunk) and its evaluation, over the members."""
-  seconds, previous, result = 0.0, 0, {}
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if record.get('steps_per_sec'):
-        seconds += (record['step'] - previous) / record['steps_per_sec']
-        previous = record['step']
-  with open(os.path.join(workdir, 'result.json')) as f:
-    result = json.load(f)
-  seconds += sum(v for k, v in result.items() if k.endswith('/eval_seconds'))
-  members = (result.get('provenance') or {}).get('members_in_program', 1)
-  return seconds / members / 60
-
-
 def draw(cells: dict, rows, out: str) -> list[str]:
   """Writes the two PNGs into `out`; returns their paths."""
   summaries = {k: table.summarize(v) for k, v in cells.items()}
@@ -78,7 +56,7 @@ def draw(cells: dict, rows, out: str) -> list[str]:
     for (r, name), s in summaries.items():
       if r != row or 'mean' not in s:
         continue
-      x = np.mean([run_minutes(w) for w in s['workdirs']])
+      x = s['run_seconds'] / 60
       ax.scatter([x], [s['mean']], color=colors[name], zorder=3)
       ax.annotate(name, (x, s['mean']), fontsize=7, xytext=(3, 2), textcoords='offset points')
       if name in table.PAPER_COLUMNS:
