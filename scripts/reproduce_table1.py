@@ -41,6 +41,7 @@ from experiments import preemption
 from experiments import sweep
 from experiments import training
 import gumbel
+from scripts import plot_runs
 from scripts import tables
 
 ROWS = ('sbn_bern', 'sbn_cat', 'vae_bern', 'vae_cat')
@@ -137,17 +138,11 @@ def run_seconds(workdir: str) -> float:
   if not os.path.exists(path):
     return float('nan')
   seconds, previous = 0.0, 0
-  with open(path) as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue
-      if record.get('steps_per_sec'):
-        seconds += (record['step'] - previous) / record['steps_per_sec']
-        previous = record['step']
-  with open(os.path.join(workdir, 'result.json')) as f:
-    result = json.load(f)
+  for record in plot_runs.read_metrics(workdir):  # Cut lines are skipped, with a warning.
+    if record.get('steps_per_sec'):
+      seconds += (record['step'] - previous) / record['steps_per_sec']
+      previous = record['step']
+  result = training.read_result(workdir)
   seconds += sum(v for k, v in result.items() if k.endswith('/eval_seconds'))
   members = (result.get('provenance') or {}).get('members_in_program', 1)
   return seconds / members

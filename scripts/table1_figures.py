@@ -13,7 +13,6 @@ r"""The two pictures of the README's Table 1 section, from finished runs.
   chosen run.
 """
 
-import json
 import os
 
 from absl import app
@@ -24,23 +23,15 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 
+from scripts import plot_runs  # pylint: disable=g-import-not-at-top
 from scripts import reproduce_table1 as table  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
 
 def _train_curve(workdir: str, key: str):
-  steps, values = [], []
-  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-    for line in f:
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        continue  # A line cut by a killed run.
-      if key in record:
-        steps.append(record['step'])
-        values.append(record[key])
-  return steps, values
+  records = [r for r in plot_runs.read_metrics(workdir) if key in r]
+  return [r['step'] for r in records], [r[key] for r in records]
 
 
 def draw(cells: dict, rows, out: str) -> list[str]:
