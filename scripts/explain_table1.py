@@ -1,0 +1,220 @@
+r"""The runs that test the explanations of Table 1's gaps, by one command.
+
+  python -m scripts.explain_table1 --list                                  # what each tests
+  python -m scripts.explain_table1 --only=vae_bern_annealed_st_slope2      # train some
+  python -m scripts.explain_table1                                         # train all
+  python -m scripts.explain_table1 --collect_only --table_dir=docs         # the table only
+
+Each experiment is one cell of `reproduce_table1`'s cpu preset with one
+change (`EXPERIMENTS`: the config overrides and the learning rates it
+sweeps), trained into `--workdir/<name>` (one run folder, or one per learning
+rate chosen on validation as the table does). The table
+(`table1_explain.md` / `.csv`) puts each beside the cell it explains (ours at
+the cpu preset, from `results/table1/`) and the paper's number. Finished
+members are never trained again, so an interrupted command resumes.
+"""
+
+import dataclasses
+import os
+from typing import Mapping, Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from configs import estimator_comparison as table_config
+from experiments import estimator_comparison
+from experiments import preemption
+from experiments import sweep
+from experiments import training
+from scripts import reproduce_table1
+from scripts import tables
+
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One change to one cell of the cpu preset, and what it tests."""
+  row: str
+  estimator: str
+  tests: str  # The explanation it tests, in a few words.
+  overrides: Mapping[str, object]  # Config fields set on the cell's cpu-preset config.
+  learning_rates: tuple = ()  # Swept (chosen on validation); () keeps overrides' one.
+  made_by: Optional[str] = None  # Not trainable here: how it was made instead.
+
+
+# The chosen settings of the cells (validation, results/table1) that some experiments keep fixed.
+_GS_CAT = {'optimizer.learning_rate': 3e-3, 'temperature.interval': 1000,
+           'temperature.rate': 1e-4}
+_GS_BERN = {'optimizer.learning_rate': 3e-3, 'temperature.interval': 500,
+            'temperature.rate': 1e-4}
+_LRS = (1e-3, 3e-3)
+
+EXPERIMENTS = {
+    # Earlier sessions' runs (made with experiments.main; their config.json equals the config
+    # these overrides give, so this script finds them finished).
+    'sbn_bern_darn_lr0.003_20k': Experiment(
+        'sbn_bern', 'darn', 'learning rate (20,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 20000, 'eval.num_examples': 2000,
+         'eval.num_samples': 100, 'grad_var_every': 0}),
+    'sbn_bern_darn_lr0.03_20k': Experiment(
+        'sbn_bern', 'darn', 'learning rate (20,000 steps)',
+        {'optimizer.learning_rate': 3e-2, 'num_train_steps': 20000, 'eval.num_examples': 2000,
+         'eval.num_samples': 100, 'grad_var_every': 0}),
+    'sbn_bern_darn_lr0.003_nonorm_20k': Experiment(
+        'sbn_bern', 'darn', 'variance normalization off (20,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 20000, 'eval.num_examples': 2000,
+         'eval.num_samples': 100, 'grad_var_every': 0, 'estimator.hparams.normalize': False}),
+    'sbn_bern_darn_per_unit_lr0.003_20k': Experiment(
+        'sbn_bern', 'darn', 'per-unit Taylor signal (20,000 steps)', {},
+        made_by='results/explain/darn_local.py (a variant of the estimator)'),
+    'sbn_bern_muprop_lr0.01': Experiment(
+        'sbn_bern', 'muprop', 'learning rate beyond the grid',
+        {'optimizer.learning_rate': 1e-2}),
+    'sbn_bern_muprop_lr0.003_200k': Experiment(
+        'sbn_bern', 'muprop', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    # This session's.
+    'vae_bern_annealed_st_slope2': Experiment(
+        'vae_bern', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
+        {'estimator.slope.max': 2.0}, _LRS),
+    'vae_cat_annealed_st_slope2': Experiment(
+        'vae_cat', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
+        {'estimator.slope.max': 2.0}, _LRS),
+    'vae_cat_sf_lr0.01': Experiment(
+        'vae_cat', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
+    'vae_cat_gumbel_softmax_uniform': Experiment(
+        'vae_cat', 'gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
+        {**_GS_CAT, 'model.prior': 'uniform'}),
+    'vae_cat_st_uniform': Experiment(
+        'vae_cat', 'st', 'uniform prior (the earlier copy of [GS])',
+        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'vae_cat_gumbel_softmax_200k': Experiment(
+        'vae_cat', 'gumbel_softmax', 'budget (200,000 steps)',
+        {**_GS_CAT, 'num_train_steps': 200000}),
+    'vae_bern_gumbel_softmax_lr0.01': Experiment(
+        'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
+        {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
+}
+
+
+def define_flags():
+  flags.DEFINE_string('workdir', 'results/explain', 'Folder of the experiments\' runs.')
+  flags.DEFINE_string('table_workdir', 'results/table1', 'The cpu preset\'s runs (the cells).')
+  flags.DEFINE_list('only', [], 'Experiments to train (default: all trainable ones).')
+  flags.DEFINE_bool('list', False, 'Print the experiments and exit.')
+  flags.DEFINE_bool('collect_only', False, 'Write the table from what has finished.')
+  flags.DEFINE_string('table_dir', None, 'Where table1_explain.md/.csv go (default: --workdir).')
+  flags.DEFINE_integer('workers', 0, 'Local worker processes (0: one per CPU core).')
+
+
+def members(name: str, experiment: Experiment, workdir: str) -> list:
+  """The experiment's sweep members: one folder `workdir/name`, or one per learning rate."""
+  arg = f'model={experiment.row},estimator={experiment.estimator},preset=cpu'
+  config = table_config.get_config(arg)
+  config.lock()  # Unknown override keys fail.
+  try:
+    config.update_from_flattened_dict(dict(experiment.overrides))
+  except (KeyError, AttributeError) as e:
+    raise ValueError(f'Experiment {name!r}: override not in the config: {e}') from None
+  path = os.path.join(workdir, name)
+  if not experiment.learning_rates:
+    return [sweep.Member(config, path, estimator_comparison.create_task)]
+  hyper = [{'config.optimizer.learning_rate': lr} for lr in experiment.learning_rates]
+  return sweep.expand(config, hyper, path, estimator_comparison.create_task)
+
+
+def _change(experiment: Experiment) -> str:
+  if experiment.made_by:
+    return experiment.made_by
+  items = [f'{k}={v}' for k, v in experiment.overrides.items()]
+  if experiment.learning_rates:
+    items.append('lr in {' + ', '.join(f'{lr:g}' for lr in experiment.learning_rates) + '}')
+  return ', '.join(items)
+
+
+def _summary_of_folder(workdir: str) -> dict:
+  """A run made outside this script: its result.json as a summary."""
+  result = training.read_result(workdir)
+  if not result:
+    return {'missing': [workdir], 'diverged': []}
+  return {'missing': [], 'diverged': [], 'mean': result['test/nll'],
+          'valid': result.get('valid/nll', float('nan')),
+          'commits': [str((result.get('provenance') or {}).get('git_commit'))[:10]]}
+
+
+def write_table(workdir: str, table_workdir: str, table_dir: str) -> str:
+  cells = {}
+  md = ['# Table 1: the runs that test the gaps', '',
+        'Each experiment changes one cell of the cpu preset (`python -m scripts.explain_table1 '
+        '--list`); test bound (m = 1000), learning rate chosen on validation where several; '
+        'ours: the cell in docs/table1.md.', '',
+        '| experiment | cell | tests | change | steps | m | test images | ours | experiment '
+        '(valid) | paper | experiment - ours | experiment - paper | commit |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
+  csv_rows, summaries = [], {}
+  for name, e in EXPERIMENTS.items():
+    key = (e.row, e.estimator)
+    if key not in cells:
+      cell = reproduce_table1.cell_members('cpu', [e.row], [e.estimator], table_workdir)
+      cells[key] = reproduce_table1.summarize(cell[key])
+    ours = cells[key].get('mean', float('nan'))
+    paper = reproduce_table1.PAPER[e.row][reproduce_table1.PAPER_COLUMNS.index(e.estimator)]
+    grid = members(name, e, workdir)
+    if e.made_by:
+      s = _summary_of_folder(os.path.join(workdir, name))
+    else:
+      s = reproduce_table1.summarize(grid)
+    config = grid[0].config
+    images = 'all' if config.eval.num_examples < 0 else f'{config.eval.num_examples:,}'
+    summaries[name] = s
+    value = s.get('mean', float('nan'))
+    commits = ' '.join(s.get('commits', []))
+    md.append(f'| {name} | {reproduce_table1.ROW_NAMES[e.row]} {e.estimator} | {e.tests} | '
+              f'{_change(e)} | {config.num_train_steps:,} | {config.eval.num_samples} | {images} | '
+              f'{ours:.1f} | {value:.2f} ({s.get("valid", float("nan")):.2f}) | '
+              f'{paper:.1f} | {value - ours:+.1f} | {value - paper:+.1f} | {commits} |')
+    csv_rows.append({'experiment': name, 'row': e.row, 'estimator': e.estimator,
+                     'tests': e.tests, 'change': _change(e), 'steps': config.num_train_steps,
+                     'm': config.eval.num_samples, 'test_images': images, 'ours': ours, 'test': value,
+                     'valid': s.get('valid', float('nan')), 'paper': paper, 'commits': commits})
+  return tables.write(table_dir, 'table1_explain', md, csv_rows, summaries,
+                      first_field='experiment')
+
+
+def main(argv):
+  try:
+    _main(argv)
+  except preemption.Preempted as e:  # Logged with what was saved; rerun to resume.
+    raise SystemExit(e.exit_status) from None
+
+
+def _main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  for name in FLAGS.only:
+    if name not in EXPERIMENTS:
+      raise app.UsageError(f'Unknown experiment {name!r}; allowed: {sorted(EXPERIMENTS)}.')
+    if EXPERIMENTS[name].made_by:
+      raise app.UsageError(f'{name} is not trained by this script: {EXPERIMENTS[name].made_by}.')
+  if FLAGS.list:
+    for name, e in EXPERIMENTS.items():
+      print(f'{name}: {reproduce_table1.ROW_NAMES[e.row]} {e.estimator}; tests {e.tests}; '
+            f'{_change(e)}')
+    return
+  training.quiet_orbax_logs()
+  if not FLAGS.collect_only:
+    names = FLAGS.only or [n for n, e in EXPERIMENTS.items() if not e.made_by]
+    queue = [m for n in names for m in members(n, EXPERIMENTS[n], FLAGS.workdir)]
+    logging.info('Training %d experiments (%d runs).', len(names), len(queue))
+    sweep.launch(queue, workers=FLAGS.workers, log_dir=FLAGS.workdir,
+                 label=f'Table 1 explanations ({len(names)})')
+  table_dir = FLAGS.table_dir or FLAGS.workdir
+  os.makedirs(table_dir, exist_ok=True)
+  print(write_table(FLAGS.workdir, FLAGS.table_workdir, table_dir))
+
+
+if __name__ == '__main__':
+  define_flags()
+  app.run(main)
