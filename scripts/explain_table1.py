@@ -82,6 +82,9 @@ EXPERIMENTS = {
     'vae_cat_annealed_st_slope2': Experiment(
         'vae_cat', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
         {'estimator.slope.max': 2.0}, _LRS),
+    'vae_bern_darn_nonorm': Experiment(
+        'vae_bern', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
+        {'estimator.hparams.normalize': False}, _LRS),
     'vae_cat_sf_lr0.01': Experiment(
         'vae_cat', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'vae_cat_gumbel_softmax_uniform': Experiment(
@@ -96,6 +99,9 @@ EXPERIMENTS = {
     'vae_bern_gumbel_softmax_lr0.01': Experiment(
         'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
         {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
+    'vae_cat_darn_nonorm': Experiment(
+        'vae_cat', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
+        {'estimator.hparams.normalize': False}, _LRS),
 }
 
 
