@@ -99,6 +99,17 @@ EXPERIMENTS = {
     'vae_bern_gumbel_softmax_lr0.01': Experiment(
         'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
         {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
+    'sbn_bern_st_200k': Experiment(
+        'sbn_bern', 'st', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_bern_annealed_st_200k': Experiment(
+        'sbn_bern', 'annealed_st', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_bern_sf_200k': Experiment(
+        'sbn_bern', 'sf', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_bern_sf_lr0.01': Experiment(
+        'sbn_bern', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'vae_cat_darn_nonorm': Experiment(
         'vae_cat', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
         {'estimator.hparams.normalize': False}, _LRS),
