@@ -75,39 +75,39 @@ EXPERIMENTS = {
     'sbn_bern_muprop_lr0.003_200k': Experiment(
         'sbn_bern', 'muprop', 'budget (200,000 steps)',
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    # This session's.
+    # This session's, in the order they train (the largest gaps' first).
     'vae_bern_annealed_st_slope2': Experiment(
         'vae_bern', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
         {'estimator.slope.max': 2.0}, _LRS),
     'vae_cat_annealed_st_slope2': Experiment(
         'vae_cat', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
         {'estimator.slope.max': 2.0}, _LRS),
-    'vae_bern_darn_nonorm': Experiment(
-        'vae_bern', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
-        {'estimator.hparams.normalize': False}, _LRS),
-    'vae_cat_sf_lr0.01': Experiment(
-        'vae_cat', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'vae_cat_gumbel_softmax_uniform': Experiment(
         'vae_cat', 'gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
         {**_GS_CAT, 'model.prior': 'uniform'}),
-    'vae_cat_st_uniform': Experiment(
-        'vae_cat', 'st', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
     'vae_cat_gumbel_softmax_200k': Experiment(
         'vae_cat', 'gumbel_softmax', 'budget (200,000 steps)',
         {**_GS_CAT, 'num_train_steps': 200000}),
-    'vae_bern_gumbel_softmax_lr0.01': Experiment(
-        'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
-        {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
+    'vae_cat_sf_lr0.01': Experiment(
+        'vae_cat', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'sbn_bern_st_200k': Experiment(
         'sbn_bern', 'st', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'vae_cat_st_uniform': Experiment(
+        'vae_cat', 'st', 'uniform prior (the earlier copy of [GS])',
+        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'sbn_bern_sf_200k': Experiment(
+        'sbn_bern', 'sf', 'budget (200,000 steps)',
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
     'sbn_bern_annealed_st_200k': Experiment(
         'sbn_bern', 'annealed_st', 'budget (200,000 steps)',
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'sbn_bern_sf_200k': Experiment(
-        'sbn_bern', 'sf', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'vae_bern_darn_nonorm': Experiment(
+        'vae_bern', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
+        {'estimator.hparams.normalize': False}, _LRS),
+    'vae_bern_gumbel_softmax_lr0.01': Experiment(
+        'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
+        {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
     'sbn_bern_sf_lr0.01': Experiment(
         'sbn_bern', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'vae_cat_darn_nonorm': Experiment(
