@@ -96,6 +96,11 @@ EXPERIMENTS = {
     'vae_cat_st_uniform': Experiment(
         'vae_cat', 'st', 'uniform prior (the earlier copy of [GS])',
         {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'sbn_cat_annealed_st_slope2': Experiment(
+        'sbn_cat', 'annealed_st', 'slope annealing capped at 2 instead of 5',
+        {'optimizer.learning_rate': 3e-3, 'estimator.slope.max': 2.0}),
+    'sbn_cat_st_lr0.01': Experiment(
+        'sbn_cat', 'st', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
     'sbn_bern_sf_200k': Experiment(
         'sbn_bern', 'sf', 'budget (200,000 steps)',
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
