@@ -68,7 +68,9 @@ EXPERIMENTS = {
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 20000, 'eval.num_examples': 2000,
          'eval.num_samples': 100, 'grad_var_every': 0, 'estimator.hparams.normalize': False}),
     'sbn_bern_darn_per_unit_lr0.003_20k': Experiment(
-        'sbn_bern', 'darn', 'per-unit Taylor signal (20,000 steps)', {},
+        'sbn_bern', 'darn', 'per-unit Taylor signal (20,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 20000, 'eval.num_examples': 2000,
+         'eval.num_samples': 100, 'grad_var_every': 0},
         made_by='results/explain/darn_local.py (a variant of the estimator)'),
     'sbn_bern_muprop_lr0.01': Experiment(
         'sbn_bern', 'muprop', 'learning rate beyond the grid',
