@@ -168,16 +168,6 @@ def _change(experiment: Experiment) -> str:
   return ', '.join(items)
 
 
-def _summary_of_folder(workdir: str) -> dict:
-  """A run made outside this script: its result.json as a summary."""
-  result = training.read_result(workdir)
-  if not result:
-    return {'missing': [workdir], 'diverged': []}
-  return {'missing': [], 'diverged': [], 'mean': result['test/nll'],
-          'valid': result.get('valid/nll', float('nan')),
-          'commits': [str((result.get('provenance') or {}).get('git_commit'))[:10]]}
-
-
 def write_table(workdir: str, table_workdir: str, table_dir: str) -> str:
   cells = {}
   md = ['# Table 1: the runs that test the gaps', '',
@@ -195,12 +185,10 @@ def write_table(workdir: str, table_workdir: str, table_dir: str) -> str:
       cells[key] = reproduce_table1.summarize(cell[key])
     ours = cells[key].get('mean', float('nan'))
     paper = reproduce_table1.PAPER[e.row][reproduce_table1.PAPER_COLUMNS.index(e.estimator)]
-    grid = members(name, e, workdir)
-    if e.made_by:
-      s = _summary_of_folder(os.path.join(workdir, name))
-    else:
-      s = reproduce_table1.summarize(grid)
+    grid = members(name, e, workdir)  # A made_by run too: its registered set-up is its config.
+    s = reproduce_table1.summarize(grid)
     config = grid[0].config
+    change = _change(e)
     images = 'all' if config.eval.num_examples < 0 else f'{config.eval.num_examples:,}'
     summaries[name] = s
     value = s.get('mean', float('nan'))
@@ -211,10 +199,10 @@ def write_table(workdir: str, table_workdir: str, table_dir: str) -> str:
       measured = (f'{value:.2f} ({s.get("valid", float("nan")):.2f}) | {paper:.1f} | '
                   f'{value - ours:+.1f} | {value - paper:+.1f} | ')
     md.append(f'| {name} | {reproduce_table1.ROW_NAMES[e.row]} {e.estimator} | {e.tests} | '
-              f'{_change(e)} | {config.num_train_steps:,} | {config.eval.num_samples} | {images} | '
+              f'{change} | {config.num_train_steps:,} | {config.eval.num_samples} | {images} | '
               f'{ours:.1f} | {measured}{commits} |')
     csv_rows.append({'experiment': name, 'row': e.row, 'estimator': e.estimator,
-                     'tests': e.tests, 'change': _change(e), 'steps': config.num_train_steps,
+                     'tests': e.tests, 'change': change, 'steps': config.num_train_steps,
                      'm': config.eval.num_samples, 'test_images': images, 'ours': ours, 'test': value,
                      'valid': s.get('valid', float('nan')), 'paper': paper, 'commits': commits})
   return tables.write(table_dir, 'table1_explain', md, csv_rows, summaries,

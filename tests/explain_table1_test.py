@@ -8,6 +8,7 @@ import pytest
 
 from experiments import training
 from scripts import explain_table1 as explain
+from scripts import plot_runs
 from scripts import reproduce_table1
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,16 +33,6 @@ def test_every_experiment_is_its_cell_with_its_change(name, tmp_path):
     assert members[0].workdir == str(tmp_path / name)
 
 
-def _flat(tree, prefix=''):
-  out = {}
-  for k, v in tree.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[f'{prefix}{k}'] = v
-  return out
-
-
 def _committed_configs():
   for name, e in explain.EXPERIMENTS.items():
     folder = os.path.join(EXPLAIN, name)
@@ -57,11 +48,11 @@ def test_committed_runs_were_made_with_the_registered_change(name, experiment, f
   if experiment.made_by:
     pytest.skip(f'{name} was made by {experiment.made_by}')
   with open(os.path.join(folder, 'config.json')) as f:
-    committed = _flat(json.load(f))
+    committed = plot_runs.flatten(json.load(f))
   by_workdir = {os.path.relpath(m.workdir, str(tmp_path)): m
                 for m in explain.members(name, experiment, str(tmp_path))}
   member = by_workdir[os.path.relpath(folder, EXPLAIN)]
-  ours = _flat(json.loads(json.dumps(member.config.to_dict())))  # Tuples as lists, as on disk.
+  ours = plot_runs.flatten(json.loads(json.dumps(member.config.to_dict())))  # Tuples as lists, as on disk.
   differ = {k: (committed[k], ours.get(k)) for k in committed if committed[k] != ours.get(k)}
   assert not differ, differ
 
