@@ -50,6 +50,7 @@ ROW_NAMES = {'sbn_bern': 'SBN (Bern.)', 'sbn_cat': 'SBN (Cat.)',
 PAPER_COLUMNS = ('sf', 'darn', 'muprop', 'st', 'annealed_st', 'gumbel_softmax',
                  'st_gumbel_softmax')
 COLUMNS = PAPER_COLUMNS + ('rebar', 'relax', 'arm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax')
+ORDERS = ('slow_first', 'cheap_first')  # Of the local workers' queue (--order).
 # [GS] Table 1 (nats): SBN rows test NLL, VAE rows test -ELBO.
 PAPER = {
     'sbn_bern': (72.0, 59.7, 58.9, 58.9, 58.7, 58.5, 59.3),
@@ -79,6 +80,10 @@ def define_flags():
                     'hours on this machine (from a short timing of each compiled program) and '
                     'the total, then exit without training.')
   flags.DEFINE_integer('estimate_steps', 20, 'Steps timed per program by --estimate.')
+  flags.DEFINE_enum('order', 'slow_first', ORDERS,
+                    'Queue order with local workers: slow_first (the slowest cells start first, '
+                    'so that a whole grid finishes together) or cheap_first (the cheapest start '
+                    'first, so that a session which stops part-way has finished the most cells).')
   flags.DEFINE_integer('workers', 0, 'Local worker processes sharing the grid as a work queue, '
                        'XLA on one thread each; 0: one per CPU core (at most 8) when JAX runs '
                        'on the CPU and --shard is not given, else 1.')
@@ -271,11 +276,19 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
   return tables.write(workdir, 'table1', md, csv_rows, summaries, first_field='row')
 
 
-def _cost_rank(member) -> float:
-  """Slow cells first: the estimator's declared cost, twice for the two-layer SBNs."""
+def _cost(member) -> float:
+  """A member's relative cost: the estimator's declared cost, twice for the two-layer SBNs."""
   config = member.config
   cost = gumbel.get_estimator(config.estimator.name).cost.get(config.model.latent, 1)
-  return -cost * (2 if config.model.task == 'sbn' else 1)
+  return cost * (2 if config.model.task == 'sbn' else 1)
+
+
+def queue_order(members, order: str) -> list:
+  """The members as a work queue; a stable sort, so a cell's members stay in grid order."""
+  if order not in ORDERS:
+    raise ValueError(f'Unknown queue order {order!r}; allowed: {ORDERS}.')
+  sign = -1 if order == 'slow_first' else 1
+  return sorted(members, key=lambda m: sign * _cost(m))
 
 
 def main(argv):
@@ -404,8 +417,8 @@ def _main(argv):
     print(estimate(cells, FLAGS.estimate_steps, sweep.num_workers(FLAGS.workers, count)))
     return
   if not FLAGS.collect_only:
-    # With local workers the queue starts with the slowest cells, so that they finish together.
-    queue = members if count != 1 else sorted(members, key=_cost_rank)
+    # With local workers the queue is ordered by cost (--order); shards keep the grid's order.
+    queue = members if count != 1 else queue_order(members, FLAGS.order)
     sweep.launch(queue, workers=FLAGS.workers, shard_spec=FLAGS.shard, log_dir=FLAGS.workdir,
                  label=f'Table 1 ({FLAGS.preset}, {len(cells)} cells)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None

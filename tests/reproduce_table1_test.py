@@ -103,3 +103,20 @@ def test_figures_draw_cost_and_curves_of_the_finished_cells(finished, tmp_path):
   assert all(os.path.getsize(p) > 5000 for p in paths)
   with pytest.raises(ValueError, match='No finished cell'):
     table1_figures.draw({}, rows, str(tmp_path))
+
+
+def test_queue_order_puts_slow_or_cheap_cells_first(tmp_path):
+  cells = table.cell_members('tiny', ['vae_cat', 'sbn_cat'], ['st', 'arm'], str(tmp_path))
+  members = [m for ms in cells.values() for m in ms]
+  def names(order):
+    return [(m.config.model.task, m.config.estimator.name)
+            for m in table.queue_order(members, order)]
+  slow, cheap = names('slow_first'), names('cheap_first')
+  assert slow[0] == ('sbn', 'arm') and cheap[-1] == ('sbn', 'arm')  # ARM's categorical cost, x2.
+  assert cheap[0][1] == 'st' and sorted(slow) == sorted(cheap) == sorted(names('slow_first'))
+  # A stable sort: members of one cell keep the grid's order.
+  sbn_st = [m.workdir for m in table.queue_order(members, 'cheap_first')
+            if m.config.model.task == 'sbn' and m.config.estimator.name == 'st']
+  assert sbn_st == [m.workdir for m in cells[('sbn_cat', 'st')]]
+  with pytest.raises(ValueError, match="'fastest'.*allowed"):
+    table.queue_order(members, 'fastest')
