@@ -130,6 +130,30 @@ EXPERIMENTS = {
     'vae_cat_darn_nonorm': Experiment(
         'vae_cat', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
         {'estimator.hparams.normalize': False}, _LRS),
+    # The gaps left untested, and the rest of the VAE (Cat.) row with the uniform prior.
+    'vae_cat_st_gumbel_softmax_uniform': Experiment(
+        'vae_cat', 'st_gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
+        {**_GS_CAT, 'model.prior': 'uniform'}),
+    'vae_cat_annealed_st_uniform': Experiment(
+        'vae_cat', 'annealed_st', 'uniform prior (the earlier copy of [GS])',
+        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'vae_cat_darn_uniform': Experiment(
+        'vae_cat', 'darn', 'uniform prior (the earlier copy of [GS])',
+        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'sbn_bern_st_gumbel_softmax_200k': Experiment(
+        'sbn_bern', 'st_gumbel_softmax', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_cat_st_gumbel_softmax_200k': Experiment(
+        'sbn_cat', 'st_gumbel_softmax', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'vae_bern_sf_200k': Experiment(
+        'vae_bern', 'sf', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 1e-3, 'num_train_steps': 200000}),
+    'vae_cat_sf_200k': Experiment(
+        'vae_cat', 'sf', 'budget (200,000 steps)',
+        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_cat_muprop_lr0.01': Experiment(
+        'sbn_cat', 'muprop', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
 }
 
 
