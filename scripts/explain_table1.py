@@ -23,7 +23,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from configs import estimator_comparison as table_config
 from experiments import estimator_comparison
 from experiments import preemption
 from experiments import sweep
@@ -169,13 +168,11 @@ def define_flags():
 
 def members(name: str, experiment: Experiment, workdir: str) -> list:
   """The experiment's sweep members: one folder `workdir/name`, or one per learning rate."""
-  arg = f'model={experiment.row},estimator={experiment.estimator},preset=cpu'
-  config = table_config.get_config(arg)
-  config.lock()  # Unknown override keys fail.
   try:
-    config.update_from_flattened_dict(dict(experiment.overrides))
-  except (KeyError, AttributeError) as e:
-    raise ValueError(f'Experiment {name!r}: override not in the config: {e}') from None
+    config = reproduce_table1.cell_config(experiment.row, experiment.estimator, 'cpu',
+                                          experiment.overrides)
+  except ValueError as e:
+    raise ValueError(f'Experiment {name!r}: {e}') from None
   path = os.path.join(workdir, name)
   if not experiment.learning_rates:
     return [sweep.Member(config, path, estimator_comparison.create_task)]

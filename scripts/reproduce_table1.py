@@ -102,13 +102,21 @@ def cell_members(preset, rows, estimators, workdir, overrides=None) -> dict:
       if not supported(row, name):
         continue
       arg = f'model={row},estimator={name},preset={preset}'
-      config = table_config.get_config(arg)
-      config.lock()  # Unknown override keys fail.
-      config.update_from_flattened_dict(overrides or {})
       cells[(row, name)] = sweep.expand(
-          config, table_config.get_hyper(sweep, arg), os.path.join(workdir, row, name),
-          estimator_comparison.create_task)
+          cell_config(row, name, preset, overrides), table_config.get_hyper(sweep, arg),
+          os.path.join(workdir, row, name), estimator_comparison.create_task)
   return cells
+
+
+def cell_config(row: str, estimator: str, preset: str, overrides=None):
+  """One cell's config before its sweep, with `overrides` (flattened keys) set."""
+  config = table_config.get_config(f'model={row},estimator={estimator},preset={preset}')
+  config.lock()  # Unknown override keys fail.
+  try:
+    config.update_from_flattened_dict(dict(overrides or {}))
+  except (KeyError, AttributeError) as e:
+    raise ValueError(f'Override not in the config of {row} {estimator}: {e}') from None
+  return config
 
 
 def metric_names(config) -> tuple[str, str]:

@@ -120,3 +120,8 @@ def test_queue_order_puts_slow_or_cheap_cells_first(tmp_path):
   assert sbn_st == [m.workdir for m in cells[('sbn_cat', 'st')]]
   with pytest.raises(ValueError, match="'fastest'.*allowed"):
     table.queue_order(members, 'fastest')
+
+
+def test_a_bad_override_names_the_key_and_the_cell(tmp_path):
+  with pytest.raises(ValueError, match=r'vae_cat st.*no_such_field'):
+    table.cell_members('tiny', ['vae_cat'], ['st'], str(tmp_path), {'model.no_such_field': 1})
