@@ -169,7 +169,8 @@ def summarize(members) -> dict:
   for m, result in found.finished:
     by_setting.setdefault(_setting(m.config), []).append(result)
     workdirs.setdefault(_setting(m.config), []).append(m.workdir)
-  out = {'missing': found.missing, 'diverged': found.diverged, 'test_key': test_key}
+  out = {'missing': found.missing, 'diverged': found.diverged, 'test_key': test_key,
+         'runs': len(members)}
   if not by_setting:
     return out
   best = min(by_setting, key=lambda k: np.mean([r[valid_key] for r in by_setting[k]]))
@@ -225,6 +226,8 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
       else:
         spread = '' if math.isnan(s['std']) else f' ± {s["std"]:.1f}'
         text = f'{s["mean"]:.1f}{spread}'
+        if s['missing']:  # Chosen among the finished runs only: say so.
+          text += f' [{s["runs"] - len(s["missing"])} of {s["runs"]} runs]'
       if paper is not None:
         text += (f' ({paper}, {s["mean"] - paper:+.1f})' if s is not None and 'mean' in s
                  else f' ({paper})')

@@ -61,6 +61,16 @@ def test_missing_members_are_named(finished, tmp_path):
   text = table.write_table(cells, rows, estimators, copy, 'tiny')
   assert 'Missing (1 runs not finished):' in text and gone in text
   assert table.summarize(cells[('vae_bern', 'sf')])['seeds'] >= 1
+  # A cell chosen among some of its runs says how many.
+  runs = len(cells[('vae_bern', 'sf')])
+  lines = text.splitlines()
+  header = next(l for l in lines if l.startswith('| model |')).split('|')
+  line, = [l for l in lines if l.startswith('| VAE (Bern.) |')]
+  column = next(i for i, h in enumerate(header) if h.strip().startswith('sf'))
+  assert f'[{runs - 1} of {runs} runs]' in line.split('|')[column]
+  whole = str(tmp_path / 'whole')
+  os.makedirs(whole)
+  assert ' runs]' not in table.write_table(finished[3], rows, estimators, whole, 'tiny')
 
 
 def test_two_local_workers_cover_the_grid(tmp_path):
