@@ -50,6 +50,26 @@ _GS_CAT = {'optimizer.learning_rate': 3e-3, 'temperature.interval': 1000,
 _GS_BERN = {'optimizer.learning_rate': 3e-3, 'temperature.interval': 500,
             'temperature.rate': 1e-4}
 _LRS = (1e-3, 3e-3)
+_LR = {'optimizer.learning_rate': 3e-3}  # The chosen learning rate of most cells.
+
+
+def _uniform(row, estimator, chosen=_LR) -> Experiment:
+  """The cell at its chosen settings with the uniform prior."""
+  return Experiment(row, estimator, 'uniform prior (the earlier copy of [GS])',
+                    {**chosen, 'model.prior': 'uniform'})
+
+
+def _budget(row, estimator, chosen=_LR) -> Experiment:
+  """The cell at its chosen settings, trained twice as long."""
+  return Experiment(row, estimator, 'budget (200,000 steps)',
+                    {**chosen, 'num_train_steps': 200000})
+
+
+def _lr_beyond(row, estimator, chosen=None) -> Experiment:
+  """The cell at learning rate 1e-2, beyond the grid's top."""
+  return Experiment(row, estimator, 'learning rate beyond the grid',
+                    {**(chosen or {}), 'optimizer.learning_rate': 1e-2})
+
 
 EXPERIMENTS = {
     # Earlier sessions' runs (made with experiments.main; their config.json equals the config
@@ -71,12 +91,8 @@ EXPERIMENTS = {
         {'optimizer.learning_rate': 3e-3, 'num_train_steps': 20000, 'eval.num_examples': 2000,
          'eval.num_samples': 100, 'grad_var_every': 0},
         made_by='results/explain/darn_local.py (a variant of the estimator)'),
-    'sbn_bern_muprop_lr0.01': Experiment(
-        'sbn_bern', 'muprop', 'learning rate beyond the grid',
-        {'optimizer.learning_rate': 1e-2}),
-    'sbn_bern_muprop_lr0.003_200k': Experiment(
-        'sbn_bern', 'muprop', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
+    'sbn_bern_muprop_lr0.01': _lr_beyond('sbn_bern', 'muprop'),
+    'sbn_bern_muprop_lr0.003_200k': _budget('sbn_bern', 'muprop'),
     # This session's, in the order they train (the largest gaps' first).
     'vae_bern_annealed_st_slope2': Experiment(
         'vae_bern', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
@@ -84,75 +100,37 @@ EXPERIMENTS = {
     'vae_cat_annealed_st_slope2': Experiment(
         'vae_cat', 'annealed_st', 'slope annealing capped at 2 (1/tau_min) instead of 5',
         {'estimator.slope.max': 2.0}, _LRS),
-    'vae_cat_gumbel_softmax_uniform': Experiment(
-        'vae_cat', 'gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
-        {**_GS_CAT, 'model.prior': 'uniform'}),
-    'vae_cat_gumbel_softmax_200k': Experiment(
-        'vae_cat', 'gumbel_softmax', 'budget (200,000 steps)',
-        {**_GS_CAT, 'num_train_steps': 200000}),
-    'vae_cat_sf_lr0.01': Experiment(
-        'vae_cat', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
-    'sbn_bern_st_200k': Experiment(
-        'sbn_bern', 'st', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'vae_cat_st_uniform': Experiment(
-        'vae_cat', 'st', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
+    'vae_cat_gumbel_softmax_uniform': _uniform('vae_cat', 'gumbel_softmax', _GS_CAT),
+    'vae_cat_gumbel_softmax_200k': _budget('vae_cat', 'gumbel_softmax', _GS_CAT),
+    'vae_cat_sf_lr0.01': _lr_beyond('vae_cat', 'sf'),
+    'sbn_bern_st_200k': _budget('sbn_bern', 'st'),
+    'vae_cat_st_uniform': _uniform('vae_cat', 'st'),
     'sbn_cat_annealed_st_slope2': Experiment(
         'sbn_cat', 'annealed_st', 'slope annealing capped at 2 instead of 5',
         {'optimizer.learning_rate': 3e-3, 'estimator.slope.max': 2.0}),
-    'sbn_cat_st_lr0.01': Experiment(
-        'sbn_cat', 'st', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
-    'vae_cat_muprop_uniform': Experiment(
-        'vae_cat', 'muprop', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
-    'vae_cat_sf_uniform': Experiment(
-        'vae_cat', 'sf', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
-    'vae_bern_gumbel_softmax_uniform': Experiment(
-        'vae_bern', 'gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
-        {**_GS_BERN, 'model.prior': 'uniform'}),
+    'sbn_cat_st_lr0.01': _lr_beyond('sbn_cat', 'st'),
+    'vae_cat_muprop_uniform': _uniform('vae_cat', 'muprop'),
+    'vae_cat_sf_uniform': _uniform('vae_cat', 'sf'),
+    'vae_bern_gumbel_softmax_uniform': _uniform('vae_bern', 'gumbel_softmax', _GS_BERN),
     'vae_bern_darn_nonorm': Experiment(
         'vae_bern', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
         {'estimator.hparams.normalize': False}, _LRS),
-    'sbn_bern_sf_200k': Experiment(
-        'sbn_bern', 'sf', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'sbn_bern_annealed_st_200k': Experiment(
-        'sbn_bern', 'annealed_st', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'vae_bern_gumbel_softmax_lr0.01': Experiment(
-        'vae_bern', 'gumbel_softmax', 'learning rate beyond the grid',
-        {**_GS_BERN, 'optimizer.learning_rate': 1e-2}),
-    'sbn_bern_sf_lr0.01': Experiment(
-        'sbn_bern', 'sf', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
+    'sbn_bern_sf_200k': _budget('sbn_bern', 'sf'),
+    'sbn_bern_annealed_st_200k': _budget('sbn_bern', 'annealed_st'),
+    'vae_bern_gumbel_softmax_lr0.01': _lr_beyond('vae_bern', 'gumbel_softmax', _GS_BERN),
+    'sbn_bern_sf_lr0.01': _lr_beyond('sbn_bern', 'sf'),
     'vae_cat_darn_nonorm': Experiment(
         'vae_cat', 'darn', 'variance normalization off (it scales the encoder\'s only gradient)',
         {'estimator.hparams.normalize': False}, _LRS),
     # The gaps left untested, and the rest of the VAE (Cat.) row with the uniform prior.
-    'vae_cat_st_gumbel_softmax_uniform': Experiment(
-        'vae_cat', 'st_gumbel_softmax', 'uniform prior (the earlier copy of [GS])',
-        {**_GS_CAT, 'model.prior': 'uniform'}),
-    'vae_cat_annealed_st_uniform': Experiment(
-        'vae_cat', 'annealed_st', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
-    'vae_cat_darn_uniform': Experiment(
-        'vae_cat', 'darn', 'uniform prior (the earlier copy of [GS])',
-        {'optimizer.learning_rate': 3e-3, 'model.prior': 'uniform'}),
-    'sbn_bern_st_gumbel_softmax_200k': Experiment(
-        'sbn_bern', 'st_gumbel_softmax', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'sbn_cat_st_gumbel_softmax_200k': Experiment(
-        'sbn_cat', 'st_gumbel_softmax', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'vae_bern_sf_200k': Experiment(
-        'vae_bern', 'sf', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 1e-3, 'num_train_steps': 200000}),
-    'vae_cat_sf_200k': Experiment(
-        'vae_cat', 'sf', 'budget (200,000 steps)',
-        {'optimizer.learning_rate': 3e-3, 'num_train_steps': 200000}),
-    'sbn_cat_muprop_lr0.01': Experiment(
-        'sbn_cat', 'muprop', 'learning rate beyond the grid', {'optimizer.learning_rate': 1e-2}),
+    'vae_cat_st_gumbel_softmax_uniform': _uniform('vae_cat', 'st_gumbel_softmax', _GS_CAT),
+    'vae_cat_annealed_st_uniform': _uniform('vae_cat', 'annealed_st'),
+    'vae_cat_darn_uniform': _uniform('vae_cat', 'darn'),
+    'sbn_bern_st_gumbel_softmax_200k': _budget('sbn_bern', 'st_gumbel_softmax'),
+    'sbn_cat_st_gumbel_softmax_200k': _budget('sbn_cat', 'st_gumbel_softmax'),
+    'vae_bern_sf_200k': _budget('vae_bern', 'sf', {'optimizer.learning_rate': 1e-3}),
+    'vae_cat_sf_200k': _budget('vae_cat', 'sf'),
+    'sbn_cat_muprop_lr0.01': _lr_beyond('sbn_cat', 'muprop'),
 }
 
 
