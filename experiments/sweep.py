@@ -356,6 +356,33 @@ def single_thread_xla_env() -> dict:
   return env
 
 
+def pin_xla_to_one_thread() -> bool:
+  """Sets this process's XLA on the CPU to one thread, as a local worker runs.
+
+  For a launcher that trains in its own process (`--workers=1`) or times
+  what a worker runs (`--estimate`): its runs then use the XLA flags that
+  `run_local`'s workers use (and that every committed result records), and
+  two such launchers side by side do not oversubscribe the cores. Must come
+  before JAX starts its backend; does nothing when JAX runs elsewhere.
+
+  Returns:
+    Whether the flags were set (False: JAX is not on the CPU).
+
+  Raises:
+    RuntimeError: JAX's backend has started already (the flags would not apply).
+  """
+  if jax.config.jax_platforms not in (None, '', 'cpu'):
+    return False
+  from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+  if xla_bridge.backends_are_initialized():
+    raise RuntimeError('pin_xla_to_one_thread must run before JAX starts its backend '
+                       '(before the first jax.devices() or computation).')
+  flags = os.environ.get('XLA_FLAGS', '')
+  if _SINGLE_THREAD_XLA not in flags:
+    os.environ['XLA_FLAGS'] = f'{flags} {_SINGLE_THREAD_XLA}'.strip()
+  return True
+
+
 def run_local(members: Sequence[Member], num_workers: int, log_dir: str, *,
               max_group_size: int = 0, label: str = 'Sweep'):
   """Trains the grid in `num_workers` local processes; logs progress with an ETA.

@@ -141,7 +141,8 @@ def define_flags():
   flags.DEFINE_bool('list', False, 'Print the experiments and exit.')
   flags.DEFINE_bool('collect_only', False, 'Write the table from what has finished.')
   flags.DEFINE_string('table_dir', None, 'Where table1_explain.md/.csv go (default: --workdir).')
-  flags.DEFINE_integer('workers', 0, 'Local worker processes (0: one per CPU core).')
+  flags.DEFINE_integer('workers', 0, 'Local worker processes (0: one per CPU core; 1: this '
+                       'process), XLA on one thread each.')
 
 
 def members(name: str, experiment: Experiment, workdir: str) -> list:
@@ -230,6 +231,8 @@ def _main(argv):
     return
   training.quiet_orbax_logs()
   if not FLAGS.collect_only:
+    if FLAGS.workers == 1:
+      sweep.pin_xla_to_one_thread()  # As the local workers train (and the committed runs).
     names = FLAGS.only or [n for n, e in EXPERIMENTS.items() if not e.made_by]
     queue = [m for n in names for m in members(n, EXPERIMENTS[n], FLAGS.workdir)]
     logging.info('Training %d experiments (%d runs).', len(names), len(queue))

@@ -6,7 +6,8 @@ r"""Reproduces [GS] Table 1: every estimator on the four models, by one command.
   python -m scripts.reproduce_table1 --preset=small --workdir=DIR --workers=2     # 2 local processes
 
 On a CPU, without --shard, the grid is trained by one local worker process
-per core (at most 8; --workers=N sets N, --workers=1 trains in this process).
+per core (at most 8; --workers=N sets N, --workers=1 trains in this process, also
+with XLA on one thread).
 
 Runs the sweep of every cell (seeds x learning rates, one vmapped program
 per cell, `configs/estimator_comparison.py`), picks each cell's learning rate (and,
@@ -85,8 +86,9 @@ def define_flags():
                     'so that a whole grid finishes together) or cheap_first (the cheapest start '
                     'first, so that a session which stops part-way has finished the most cells).')
   flags.DEFINE_integer('workers', 0, 'Local worker processes sharing the grid as a work queue, '
-                       'XLA on one thread each; 0: one per CPU core (at most 8) when JAX runs '
-                       'on the CPU and --shard is not given, else 1.')
+                       'XLA on one thread each (1: this process, also on one thread); 0: one '
+                       'per CPU core (at most 8) when JAX runs on the CPU and --shard is not '
+                       'given, else 1.')
 
 
 def supported(row: str, estimator: str) -> bool:
@@ -406,9 +408,9 @@ def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   training.quiet_orbax_logs()
-  if FLAGS.estimate and jax.config.jax_platforms in (None, '', 'cpu'):
-    # Time what a --workers process runs: XLA on one thread (before JAX starts its backend).
-    os.environ['XLA_FLAGS'] = sweep.single_thread_xla_env()['XLA_FLAGS']
+  if FLAGS.estimate or (FLAGS.workers == 1 and not FLAGS.collect_only):
+    # Time, or train in this process, as a --workers process does: XLA on one thread.
+    sweep.pin_xla_to_one_thread()
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for row in FLAGS.rows:

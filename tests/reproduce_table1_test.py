@@ -86,6 +86,21 @@ def test_two_local_workers_cover_the_grid(tmp_path):
   assert 'Wall time of this run' in text
 
 
+def test_one_worker_trains_here_with_xla_on_one_thread_as_the_workers_do(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  proc = subprocess.run(
+      [sys.executable, '-m', 'scripts.reproduce_table1', '--preset=tiny',
+       f'--workdir={tmp_path}', '--rows=vae_cat', '--estimators=st', '--workers=1'],
+      cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not os.path.exists(tmp_path / 'worker0.log')  # Trained in the launcher itself.
+  cells = table.cell_members('tiny', ['vae_cat'], ['st'], str(tmp_path), {})
+  for m in cells[('vae_cat', 'st')]:
+    with open(os.path.join(m.workdir, 'result.json')) as f:
+      text = f.read()
+    assert 'intra_op_parallelism_threads=1' in text and 'multi_thread_eigen=false' in text
+
+
 def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
   config = table_config.get_config('model=vae_cat,estimator=gumbel_softmax,preset=tiny')
   hyper = sweep.product([sweep.sweep('config.seed', (0, 1)),

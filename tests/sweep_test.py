@@ -243,3 +243,10 @@ def test_local_workers_train_the_members_they_are_given(tmp_path):
   logs = [open(tmp_path / f'worker{i}.log').read() for i in range(2)]
   assert all('[' in log for log in logs)  # Both trained something.
   assert not [f for f in os.listdir(tmp_path) if f.startswith('queue-')]  # Removed.
+
+
+def test_pinning_xla_threads_after_the_backend_started_is_an_error():
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.devices()  # The backend is up in this process.
+  with pytest.raises(RuntimeError, match='before JAX starts its backend'):
+    sweep.pin_xla_to_one_thread()
