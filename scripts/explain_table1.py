@@ -71,6 +71,12 @@ def _lr_beyond(row, estimator, chosen=None) -> Experiment:
                     {**(chosen or {}), 'optimizer.learning_rate': 1e-2})
 
 
+def _dynamic(row, estimator, chosen=_LR) -> Experiment:
+  """The cell at its chosen settings, trained on binarizations resampled every step."""
+  return Experiment(row, estimator, 'binarization (dynamic: resampled every step, not one draw)',
+                    {**chosen, 'data.binarization': 'dynamic'})
+
+
 EXPERIMENTS = {
     # Earlier sessions' runs (made with experiments.main; their config.json equals the config
     # these overrides give, so this script finds them finished).
@@ -131,6 +137,11 @@ EXPERIMENTS = {
     'vae_bern_sf_200k': _budget('vae_bern', 'sf', {'optimizer.learning_rate': 1e-3}),
     'vae_cat_sf_200k': _budget('vae_cat', 'sf'),
     'sbn_cat_muprop_lr0.01': _lr_beyond('sbn_cat', 'muprop'),
+    # The binarization (the one factor not tested before), on the largest gaps left.
+    'vae_cat_sf_dynamic': _dynamic('vae_cat', 'sf'),
+    'vae_cat_gumbel_softmax_dynamic': _dynamic('vae_cat', 'gumbel_softmax', _GS_CAT),
+    'sbn_cat_muprop_dynamic': _dynamic('sbn_cat', 'muprop'),
+    'sbn_cat_muprop_200k': _budget('sbn_cat', 'muprop'),
 }
 
 
