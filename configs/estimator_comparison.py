@@ -110,6 +110,9 @@ def get_config(arg=None):
   config.model.num_vars = 200 if latent == 'bernoulli' else 20
   config.model.num_classes = 10  # Categorical layers only.
   config.model.hidden = ()  # Deterministic layers between stochastic ones: none.
+  # Extra hidden widths of the VAE's decoder only: (200,) is the "784 - (20 x 10) - 200"
+  # reading of [GS] Figure 4(b)'s caption (scripts/explain_table1.py tests it).
+  config.model.decoder_hidden = ()
   config.model.activation = 'tanh'
   # VAE: learned (the final text of [GS], arXiv v5) | uniform (an earlier copy).
   config.model.prior = 'learned'
@@ -126,7 +129,12 @@ def get_config(arg=None):
       {k: v.default for k, v in declared.hparams.items() if k not in SCHEDULED_HPARAMS})
   config.estimator.init_hparams = ml_collections.ConfigDict(
       {k: v.default for k, v in declared.init_hparams.items()})
-  config.estimator.slope = ml_collections.ConfigDict({'rate': 0.04, 'max': 5.0})  # Per epoch.
+  # annealed_st's slope a (inside its units): 'chung', a = min(max, 1 + rate * epoch)
+  # (Chung et al. 2016 section 4.1), or 'inverse_temperature', a = 1 / tau of the
+  # temperature schedule below. [GS] states none; the VAE cells of the paper and
+  # cpu presets choose on validation between them.
+  config.estimator.slope = ml_collections.ConfigDict(
+      {'schedule': 'chung', 'rate': 0.04, 'max': 5.0})  # rate per epoch.
 
   # Temperature of every estimator whose `apply` takes one (gumbel_softmax,
   # st_gumbel_softmax, gumbel_rao, reinmax): fixed at 1 for the SBNs;
@@ -183,6 +191,8 @@ def get_hyper(h, arg=None):
   In the paper and cpu presets, the VAE cells of estimators with a scheduled
   temperature also sweep the annealing (N, r) as [GS] does: one compiled
   program per schedule, chosen on validation with the learning rate.
+  annealed_st's VAE cells sweep its slope schedule the same way: Chung et
+  al.'s, and a = 1 / tau for each of the four annealings.
   """
   args = parse_arg(arg)
   sweep = SWEEPS[args['preset']]
@@ -190,8 +200,15 @@ def get_hyper(h, arg=None):
       h.sweep('config.seed', sweep['seeds']),
       h.sweep('config.optimizer.learning_rate', sweep['learning_rates']),
   ]
-  if (args['preset'] in ANNEALING_PRESETS and MODELS[args['model']][0] == 'vae' and
-      'temperature' in gumbel.get_estimator(args['estimator']).hparams):
-    axes += [h.sweep('config.temperature.interval', PAPER_TEMPERATURE_INTERVALS),
-             h.sweep('config.temperature.rate', PAPER_TEMPERATURE_RATES)]
+  if args['preset'] not in ANNEALING_PRESETS or MODELS[args['model']][0] != 'vae':
+    return h.product(axes)
+  declared = gumbel.get_estimator(args['estimator']).hparams
+  annealings = [h.sweep('config.temperature.interval', PAPER_TEMPERATURE_INTERVALS),
+                h.sweep('config.temperature.rate', PAPER_TEMPERATURE_RATES)]
+  if 'temperature' in declared:
+    return h.product(axes + annealings)
+  if 'slope' in declared:  # annealed_st: Chung et al.'s schedule, or a = 1 / tau per annealing.
+    return (h.product(axes + [h.sweep('config.estimator.slope.schedule', ['chung'])]) +
+            h.product(axes + [h.sweep('config.estimator.slope.schedule',
+                                      ['inverse_temperature'])] + annealings))
   return h.product(axes)

@@ -35,6 +35,8 @@ linear, as the paper's 392-200-200-392 and 784-200-784 networks).
 References:
   [GS] Jang, Gu, Poole. ICLR 2017, section 4.1-4.2 and Table 1.
   [MUPROP] Gu, Levine, Sutskever, Mnih. ICLR 2016 (the SBN set-up).
+  [SLOPE] Chung, Ahn, Bengio. Hierarchical Multiscale Recurrent Neural
+    Networks. ICLR 2017, arXiv:1609.01704 (annealed_st's slope schedule).
 """
 
 import functools
@@ -107,6 +109,9 @@ def check_config(config: ml_collections.ConfigDict):
   if m.prior not in PRIORS:
     raise ValueError(f'Unknown model.prior={m.prior!r}; allowed: {PRIORS}.')
   estimator = gumbel.get_estimator(config.estimator.name)  # Lists valid names.
+  if config.estimator.slope.schedule not in SLOPE_SCHEDULES:
+    raise ValueError(f'Unknown estimator.slope.schedule={config.estimator.slope.schedule!r}; '
+                     f'allowed: {SLOPE_SCHEDULES}.')
   if m.latent not in estimator.kinds:
     raise ValueError(
         f'estimator.name={config.estimator.name!r} does not support model.latent={m.latent!r}; '
@@ -127,7 +132,7 @@ def create_networks(config) -> tuple[dict, list[Layer]]:
             'output': _mlp(m.hidden, HALF, m.activation)}
     return nets, [layer, layer]
   nets = {'encoder': _mlp(m.hidden, layer.size, m.activation),
-          'decoder': _mlp(m.hidden, NUM_PIXELS, m.activation)}
+          'decoder': _mlp(tuple(m.hidden) + tuple(m.decoder_hidden), NUM_PIXELS, m.activation)}
   return nets, [layer]
 
 
@@ -181,6 +186,27 @@ def learning_signal(config) -> str:
   return 'reconstruction'
 
 
+SLOPE_SCHEDULES = ('chung', 'inverse_temperature')
+
+
+def slope_schedule(config, num_train: int) -> Callable:
+  """`step -> a`, the slope of annealed_st's units (`config.estimator.slope.schedule`).
+
+  'chung': a = min(max, 1 + rate * epoch), [SLOPE] section 4.1's schedule
+  (rate 0.04, max 5); 'inverse_temperature': a = 1 / tau, following the
+  temperature schedule of `config.temperature` (the VAEs' annealing; a = 1 in
+  the SBNs, whose temperature is fixed at 1).
+  """
+  s = config.estimator.slope
+  if s.schedule == 'chung':
+    return lambda step: jnp.minimum(s.max, 1.0 + s.rate * (step * config.batch_size / num_train))
+  if s.schedule == 'inverse_temperature':
+    temperature = temperature_schedule(config)
+    return lambda step: 1.0 / temperature(step)
+  raise ValueError(f'Unknown estimator.slope.schedule={s.schedule!r}; allowed: '
+                   f'{SLOPE_SCHEDULES}.')
+
+
 def estimator_hparams(config, num_train: int, step):
   """The estimator's `apply` keyword arguments at `step` (schedules included)."""
   hparams = dict(config.estimator.hparams)
@@ -188,10 +214,14 @@ def estimator_hparams(config, num_train: int, step):
   if 'temperature' in declared:
     hparams['temperature'] = temperature_schedule(config)(step)
   if 'slope' in declared:
-    s = config.estimator.slope
-    epochs = step * config.batch_size / num_train
-    hparams['slope'] = jnp.minimum(s.max, 1.0 + s.rate * epochs)
+    hparams['slope'] = slope_schedule(config, num_train)(step)
   return hparams
+
+
+def unit_logits(logits: jax.Array, slope) -> jax.Array:
+  """The logits of the units' distribution: `slope * logits` for annealed_st,
+  whose slope is inside the unit ([SLOPE]); `logits` (slope None) otherwise."""
+  return logits if slope is None else slope * logits
 
 
 # ----------------------------------------------------------------------------
@@ -246,7 +276,7 @@ def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
     return objectives.bernoulli_log_likelihood(
         logits=nets['decoder'].apply(params['decoder'], layer.flatten(z)), targets=x)
 
-  kl = layer.kl(logits, prior)
+  kl = layer.kl(unit_logits(logits, hparams.get('slope')), prior)
   if learning_signal(config) == 'log_weight':
     prior_b = jnp.broadcast_to(prior, logits.shape)
     # vimco's bound differentiates the log-weights themselves; the normalized
@@ -268,7 +298,7 @@ def vae_surrogate(params, states, x, key, *, config, nets, layers, hparams):
 
 
 def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: int,
-            relaxed_temperature: Optional[float] = None):
+            relaxed_temperature: Optional[float] = None, slope: Optional[float] = None):
   """The evaluation function of `config.model`, the same for every estimator.
 
   Its compilations are shared between groups through the task's `eval_key`
@@ -299,13 +329,14 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
   def sbn_eval(params, extra, x, key):
     del extra
     x_u, x_l = x[:, :HALF], x[:, HALF:]
-    logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
+    logits1 = unit_logits(layers[0].logits(nets['layer1'].apply(params['layer1'], x_u)), slope)
 
     def log_weight(k, sample=lambda k, logits, layer: layer.sample(k, logits)):
       """log p(x_l | h2), h ~ p(h | x_u) ancestrally (or relaxed samples)."""
       k1, k2 = jax.random.split(k)
       h1 = sample(k1, logits1, layers[0])
-      logits2 = layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
+      logits2 = unit_logits(
+          layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1))), slope)
       h2 = sample(k2, logits2, layers[1])
       return objectives.bernoulli_log_likelihood(
           logits=nets['output'].apply(params['output'], layers[1].flatten(h2)), targets=x_l)
@@ -322,7 +353,7 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
   def vae_eval(params, extra, x, key):
     del extra
     layer = layers[0]
-    logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
+    logits = unit_logits(layer.logits(nets['encoder'].apply(params['encoder'], x)), slope)
     prior = jnp.broadcast_to(prior_logits(params, layer), logits.shape)
 
     def log_likelihood(z):
@@ -349,7 +380,8 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
 def model_key(config) -> tuple:
   """What determines the model's shapes and evaluation (not the estimator)."""
   m = config.model
-  return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), m.activation)
+  return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), tuple(m.decoder_hidden),
+          m.activation)
 
 
 # ----------------------------------------------------------------------------
@@ -382,6 +414,9 @@ def create_task(config: ml_collections.ConfigDict,
   if estimator.relaxed:  # Its training objective at the final temperature, for the gap.
     relaxed_temperature = (float(temperature_schedule(config)(config.num_train_steps))
                            if follows_schedule(config.estimator.name) else 1.0)
+  final_slope = None  # annealed_st: its units at the final slope.
+  if 'slope' in estimator.hparams:
+    final_slope = float(slope_schedule(config, num_train)(config.num_train_steps))
 
   def init(key):
     key_params, key_state = jax.random.split(key)
@@ -438,9 +473,9 @@ def create_task(config: ml_collections.ConfigDict,
       data=data.train,
       eval_batch={
           'valid': eval_fn(config, config.eval.valid_num_samples, config.eval.sample_chunk,
-                           relaxed_temperature),
+                           relaxed_temperature, final_slope),
           'test': eval_fn(config, config.eval.num_samples, config.eval.sample_chunk,
-                          relaxed_temperature),
+                          relaxed_temperature, final_slope),
       },
       eval_data=eval_data,
       grad_variance=grad_variance if config.grad_var_every else None,
@@ -451,7 +486,8 @@ def create_task(config: ml_collections.ConfigDict,
       # evaluation; training programs are shared by identical configs only.
       program_key=('estimator_comparison', training.config_key(config), num_train),
       eval_key=('estimator_comparison', model_key(config), config.eval.valid_num_samples,
-                config.eval.num_samples, config.eval.sample_chunk, relaxed_temperature))
+                config.eval.num_samples, config.eval.sample_chunk, relaxed_temperature,
+                final_slope))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

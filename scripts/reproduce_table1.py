@@ -139,7 +139,8 @@ EXTRA_TEST_METRICS = {'neg_elbo': 'test/neg_elbo', 'nll_bound': 'test/nll_bound'
 
 
 # The swept fields that validation chooses (the seeds are averaged over).
-CHOSEN_ON_VALIDATION = ('optimizer.learning_rate', 'temperature.interval', 'temperature.rate')
+CHOSEN_ON_VALIDATION = ('optimizer.learning_rate', 'temperature.interval', 'temperature.rate',
+                        'estimator.slope.schedule')
 
 
 def _setting(config) -> tuple:

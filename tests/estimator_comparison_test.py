@@ -272,6 +272,20 @@ def test_schedules_of_temperature_and_slope():
   assert float(hp(0)['slope']) == 1.0
   assert float(hp(5000)['slope']) == pytest.approx(1.0 + 0.04 * 10)  # 10 epochs.
   assert float(hp(10**7)['slope']) == 5.0
+  # a = 1 / tau: follows the VAE's annealing (and is 1 in the SBNs, tau fixed at 1).
+  config = _config('vae_cat', 'annealed_st', preset='paper')
+  config.estimator.slope.schedule = 'inverse_temperature'
+  hp = functools.partial(ec.estimator_hparams, config, 50_000)
+  assert float(hp(0)['slope']) == 1.0
+  assert float(hp(1000)['slope']) == pytest.approx(np.exp(0.1), rel=1e-6)
+  assert float(hp(100_000)['slope']) == 2.0
+  config = _config('sbn_cat', 'annealed_st', preset='paper')
+  config.estimator.slope.schedule = 'inverse_temperature'
+  assert float(ec.estimator_hparams(config, 50_000, 100_000)['slope']) == 1.0
+  config.estimator.slope.schedule = 'linear'
+  with pytest.raises(ValueError, match=r"estimator.slope.schedule='linear'; allowed: "
+                     r"\('chung', 'inverse_temperature'\)"):
+    ec.check_config(config)
   # The config holds the estimator's declared defaults, so each can be overridden.
   assert ec.estimator_hparams(_config('vae_bern', 'vimco'), 1, 0) == {'num_samples': 5}
   assert dict(_config('vae_bern', 'sf').estimator.hparams) == {'decay': 0.9, 'normalize': True}
@@ -308,6 +322,53 @@ def test_paper_preset_sweeps_the_annealing_where_the_temperature_is_scheduled():
       'model=sbn_cat,estimator=gumbel_softmax,preset=paper',
       'model=vae_cat,estimator=gumbel_softmax,preset=small')}
   assert list(sizes.values()) == [72, 72, 18, 18, 4]
+  # annealed_st's VAE cells: Chung et al.'s slope schedule, or a = 1 / tau per annealing.
+  points = ec_config.get_hyper(sweep, 'model=vae_bern,estimator=annealed_st,preset=cpu')
+  assert len(points) == 10
+  assert sorted({(p['config.estimator.slope.schedule'], p.get('config.temperature.interval'),
+                  p.get('config.temperature.rate')) for p in points},
+                key=str) == sorted({('chung', None, None)} | {
+                    ('inverse_temperature', n, r) for n in (500, 1000) for r in (1e-5, 1e-4)},
+                                   key=str)
+  assert len(ec_config.get_hyper(sweep, 'model=sbn_bern,estimator=annealed_st,preset=cpu')) == 2
   points = ec_config.get_hyper(sweep, 'model=vae_cat,estimator=gumbel_softmax,preset=paper')
   assert {(p['config.temperature.interval'], p['config.temperature.rate']) for p in points} == {
       (500, 1e-5), (500, 1e-4), (1000, 1e-5), (1000, 1e-4)}
+
+
+@pytest.mark.parametrize('model', ['vae_bern', 'vae_cat', 'sbn_cat'])
+def test_annealed_st_units_are_at_the_slope_in_the_kl_and_the_evaluation(model):
+  """annealed_st's units are q(a * logits) ([SLOPE]): the VAE's KL is taken there, and
+  the evaluation at slope a equals the evaluation (slope None) of the same model whose
+  first layer's logits are multiplied by a (the linear first layer's weights times a;
+  the SBN's second layer is at the slope too, so only a = 1 ... a checked for the VAEs)."""
+  config = _config(model, 'annealed_st')
+  nets, layers = ec.create_networks(config)
+  params = ec.init_params(jax.random.key(0), config, nets, layers)
+  first = 'layer1' if model.startswith('sbn') else 'encoder'
+  # Non-zero, non-trivial parameters.
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  params = jax.tree.unflatten(tree, [0.3 * jax.random.normal(k, l.shape) for k, l in
+                                     zip(keys, leaves)])
+  x = (jax.random.uniform(jax.random.key(2), (4, 784)) > 0.5).astype(jnp.float32)
+  a = 2.5
+  key = jax.random.key(3)
+  scaled = {**params, first: jax.tree.map(lambda w: a * w, params[first])}
+  at_slope = ec.eval_fn(config, 4, 2, None, a)(params, None, x, key)
+  if model.startswith('vae'):
+    by_weights = ec.eval_fn(config, 4, 2, None, None)(scaled, None, x, key)
+    for name in at_slope:
+      np.testing.assert_allclose(at_slope[name], by_weights[name], rtol=1e-5, err_msg=name)
+    states = {'latent': ()}
+    kwargs = dict(config=config, nets=nets, layers=layers)
+    _, kl, _, _ = ec.vae_surrogate(params, states, x, key, hparams={'slope': a}, **kwargs)
+    _, kl_scaled, _, _ = ec.vae_surrogate(scaled, states, x, key, hparams={'slope': 1.0},
+                                          **kwargs)
+    np.testing.assert_allclose(kl, kl_scaled, rtol=1e-5)
+  else:  # Both layers at the slope: not the same as scaling layer 1 only.
+    by_weights = ec.eval_fn(config, 4, 2, None, None)(scaled, None, x, key)
+    assert not np.allclose(at_slope['nll'], by_weights['nll'])
+    np.testing.assert_allclose(ec.eval_fn(config, 4, 2, None, 1.0)(params, None, x, key)['nll'],
+                               ec.eval_fn(config, 4, 2, None, None)(params, None, x, key)['nll'],
+                               rtol=1e-6)

@@ -57,3 +57,34 @@ def test_straight_through_exact_for_linear_objectives(kind):
   grads = diagnostics.estimator_gradients(
       jax.random.key(0), linear, 'st', num_estimates=16)['logits']
   np.testing.assert_allclose(grads, jnp.broadcast_to(exact, grads.shape), atol=1e-5)
+
+
+@pytest.mark.parametrize('kind', et.KINDS)
+def test_annealed_st_has_the_slope_inside_the_unit(kind):
+  """Exact: [SLOPE]'s unit samples at the slope and goes straight through on it, so
+  annealed_st(logits, slope=a) is st(a * logits): the same sample and value for a key,
+  and the gradient with respect to the logits is a times st's at a * logits."""
+  from gumbel.estimators import ESTIMATORS  # pylint: disable=g-import-not-at-top
+  problem = et.problem(kind)
+  f = problem.f()
+  a = 3.0
+
+  def value_and_grad(name, logits, **hparams):
+    def surrogate(logits):
+      return jnp.sum(ESTIMATORS[name].apply(jax.random.key(5), logits, f, (), kind=kind,
+                                            **hparams)[0])
+    return jax.value_and_grad(surrogate)(logits)
+
+  value, grad = value_and_grad('annealed_st', problem.logits, slope=a)
+  st_value, st_grad = value_and_grad('st', a * problem.logits)
+  np.testing.assert_allclose(value, st_value, rtol=1e-6)
+  np.testing.assert_allclose(grad, a * st_grad, rtol=1e-5, atol=1e-6)
+  # The samples follow q(a * logits): their frequencies, by sampling through f.
+  keys = jax.random.split(jax.random.key(6), 4000)
+  ops_mean = jax.nn.sigmoid if kind == 'bernoulli' else jax.nn.softmax
+  samples = jax.vmap(lambda k: ESTIMATORS['annealed_st'].apply(
+      k, problem.logits, lambda z: z.reshape(z.shape[0], -1)[:, 0], (), kind=kind,
+      slope=a)[0])(keys)  # [4000, batch]: the first unit's (or class's) sample.
+  first = ops_mean(a * problem.logits)[:, 0] if kind == 'bernoulli' else (
+      ops_mean(a * problem.logits, axis=-1)[:, 0, 0])
+  np.testing.assert_allclose(samples.mean(0), first, atol=4 * 0.5 / np.sqrt(4000))

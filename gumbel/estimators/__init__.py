@@ -64,7 +64,7 @@ Estimators, the layer types they allow, and the module of their family:
 |---|---|---|---|
 | sf | both | yes (direction; see variance normalisation) | score_function |
 | nvil | both | yes (direction) | score_function |
-| darn | both | no (Taylor term as signal; exact for quadratic f) | score_function |
+| darn | both | no (per-unit Taylor signal; exact for f quadratic in each unit) | score_function |
 | muprop | both | yes | score_function |
 | vimco | both | yes (for the multi-sample objective) | score_function |
 | st, annealed_st | both | no | relaxed |
@@ -162,7 +162,7 @@ class HParam(NamedTuple):
     allowed: what concrete values may be (`ALLOWED`): 'positive' (finite,
       > 0; temperatures are checked as `gumbel.check_temperature` checks
       them), 'fraction' (0 <= x < 1), 'bool', 'int>=1', 'int>=2', 'real'
-      (finite).
+      (finite), or 'one of: a, b, c' (one of those strings).
     doc: one line for `help` and error messages.
   """
   default: Any
@@ -170,7 +170,13 @@ class HParam(NamedTuple):
   doc: str
 
 
-ALLOWED = ('positive', 'fraction', 'bool', 'int>=1', 'int>=2', 'real')
+ALLOWED = ('positive', 'fraction', 'bool', 'int>=1', 'int>=2', 'real', 'one of: ...')
+_ONE_OF = 'one of: '
+
+
+def _one_of(values: Sequence[str]) -> str:
+  """The `allowed` of a hyperparameter that takes one of `values` (strings)."""
+  return _ONE_OF + ', '.join(values)
 
 
 def _describe(hparams: Mapping[str, HParam]) -> str:
@@ -184,6 +190,11 @@ def _check_value(estimator: str, name: str, value, spec: HParam):
   if isinstance(value, jax.core.Tracer):
     return  # Traced (under jit/vmap/grad): not checked.
   where = f'Estimator {estimator!r}: {name}'
+  if spec.allowed.startswith(_ONE_OF):
+    choices = tuple(spec.allowed[len(_ONE_OF):].split(', '))
+    if not isinstance(value, str) or value not in choices:
+      raise ValueError(f'{where} must be one of {choices}, got {value!r}.')
+    return
   if spec.allowed == 'bool':
     if not isinstance(value, (bool, np.bool_)):
       raise ValueError(f'{where} must be True or False, got {value!r}.')
@@ -402,13 +413,19 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
               1e-3, 'positive', 'Adam step size of the baseline network')},
           init_hparams={'hidden': _HIDDEN}),
     _make('darn', score_function.darn, score_function.sf_init, unbiased=False,
-          hparams=_NORMALIZED, cost=_TWICE),
-    _make('muprop', score_function.muprop, score_function.sf_init, hparams=_NORMALIZED,
+          hparams={**_NORMALIZED, 'center': HParam(
+              'half', _one_of(score_function.DARN_CENTERS),
+              'the fixed point x-bar: 1/2 ([MUPROP] eq. 6), 1/K (uniform) or E[x]')},
+          cost=_TWICE),
+    _make('muprop', score_function.muprop, score_function.sf_init,
+          hparams={**_NORMALIZED, 'scale_correction': HParam(
+              False, 'bool', 'also divide the correction term by the signal\'s scale')},
           cost=_TWICE),
     _make('st', relaxed.st, unbiased=False),
     _make('annealed_st', relaxed.annealed_st, unbiased=False,
-          hparams={'slope': HParam(1.0, 'positive', 'slope of the sigmoid / softmax in the '
-                                   'backward pass (annealed upward by the caller)')}),
+          hparams={'slope': HParam(1.0, 'positive', 'slope a of the unit: b ~ q(a * logits), '
+                                   'straight-through on its mean (annealed upward by the '
+                                   'caller)')}),
     _make('gumbel_softmax', relaxed.gumbel_softmax, unbiased=False,
           hparams={'temperature': _TEMPERATURE}, relaxed=True),
     _make('st_gumbel_softmax', relaxed.st_gumbel_softmax, unbiased=False,

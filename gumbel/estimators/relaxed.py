@@ -49,30 +49,38 @@ def st(key, logits, f, state, *, kind):
 
 
 def annealed_st(key, logits, f, state, *, kind, slope=1.0):
-  """Slope-annealed straight-through.
+  """Slope-annealed straight-through: the slope inside the unit.
 
-  Forward: an exact sample of q(logits). Backward: the gradient of
-  sigmoid(slope * logits) (softmax for categorical). The training loop
-  anneals `slope` upward (e.g. 1 + 0.04 * epoch, [SLOPE]); slope = 1 is `st`.
+  The unit of [SLOPE] section 3 is a sigmoid of slope a, sampled and
+  differentiated straight through: b ~ q(a * logits), forward b, backward
+  the gradient of the mean sigmoid(a * logits) (softmax(a * logits) for a
+  categorical variable, as [GS] section 3.2 describes it: "uses a softmax
+  instead of a hard sigmoid"). The training loop anneals `slope` upward from
+  1 (slope = 1 is `st`). Since the slope is part of the unit, the model's
+  distribution is q(a * logits): a caller's KL, log-probabilities and
+  evaluation use `slope * logits` (the surrogate estimates E over
+  q(slope * logits) of f, not over q(logits)).
 
   Args:
     key: a PRNG key.
-    logits: `[batch, D]` or `[batch, D, K]` logits.
+    logits: `[batch, D]` or `[batch, D, K]` logits (before the slope).
     f: the per-example objective, differentiable.
     state: `()`.
     kind: 'bernoulli' or 'categorical'.
-    slope: the slope alpha of the backward sigmoid, > 0.
+    slope: the slope a of the unit, > 0.
 
   Returns:
     (surrogate f(b) [batch], {}, state).
 
   References:
-    [SLOPE] section 3.3 (slope annealing trick); [GS] section 4.
+    [SLOPE] section 3 (the slope annealing trick; section 4.1's schedule
+    a = min(5, 1 + 0.04 N_epoch)); [GS] section 3.2 and section 4.
   """
   common.check_logits('annealed_st', logits, kind)
   ops = common.KIND_OPS[kind]
+  logits = slope * logits
   b = ops.sample(key, logits)
-  return f(distributions.straight_through(b, ops.mean(slope * logits))), {}, state
+  return f(distributions.straight_through(b, ops.mean(logits))), {}, state
 
 
 def gumbel_softmax(key, logits, f, state, *, kind, temperature=1.0):

@@ -134,52 +134,104 @@ def _taylor_baseline(f, b, point):
   return jax.lax.stop_gradient(value) + common.event_sum(grad * (b - point)), grad
 
 
-def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True):
-  """DARN: the first-order Taylor term at a fixed point as learning signal.
+DARN_CENTERS = ('half', 'uniform', 'mean')
 
-  Signal f'(b0) . (b - b0) with b0 = 1/2 (Bernoulli) or the uniform point
-  1/K (categorical; our extension, [DARN] is binary), then the running-mean
-  centring and variance normalisation of `sf`. Its expectation is
-  f'(b0) . grad E[b]: exact when f(1) - f(0) = f'(1/2), i.e. for f quadratic
-  in each binary unit (linear for categorical), biased otherwise.
+
+def _darn_center(ops, logits, center):
+  """The fixed point x-bar of [MUPROP] eq. 5, of the shape of `logits`."""
+  if center == 'half':
+    return jnp.full(logits.shape, 0.5, logits.dtype)
+  if center == 'uniform':  # 1/2 for Bernoulli units, 1/K for categorical ones.
+    return ops.center(logits)
+  if center == 'mean':
+    return jax.lax.stop_gradient(ops.mean(logits))
+  raise ValueError(f"Estimator 'darn': center must be one of {DARN_CENTERS}, got {center!r}.")
+
+
+def _per_variable(ops, x):
+  """Sums the class axis of categorical `[batch, D, K]` terms; Bernoulli `[batch, D]` as is."""
+  return jnp.sum(x, axis=-1) if ops.rank == 3 else x
+
+
+def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True, center='half'):
+  """DARN: MuProp's "1/2 estimator", a Taylor baseline around the sample, per unit.
+
+  With x the sample and x-bar a fixed point, [MUPROP] section 4.2 takes as
+  baseline the first-order Taylor expansion of f around x, evaluated at x-bar,
+  h(x) = f(x) + f'(x) (x-bar - x), and applies it "by treating each unit as
+  the sole unit of the model": unit (or categorical variable) i gets the
+  learning signal s_i = f'(x)_i . (x_i - x-bar_i), with f' the derivative *at
+  the sample*, and the gradient is sum_i s_i grad log q(x_i) + grad_params
+  f(x) (eq. 5; eq. 6 for binary units, x-bar = 1/2: f'(x) grad mu / (2 q(x));
+  eq. 7 for categorical ones). In a multi-layer model the upper layer's `f`
+  holds the lower layer's surrogate (with a fixed key), so f'(x) of the upper
+  layer is the lower layer's estimate backpropagated to x ("backpropagating
+  the gradient estimator derived in the single-layer case").
+
+  Its expectation is exact when, for every unit, (f'(x)|x_i=0 + f'(x)|x_i=1)
+  / 2 = f(x)|x_i=1 - f(x)|x_i=0, i.e. for f quadratic in each binary unit
+  (interactions between units included) at any mean; biased otherwise. For
+  categorical variables it is exact for f linear in each variable.
+
+  Variance normalisation ([GS] section 4: "necessary for SF, DARN, MuProp";
+  [NVIL] section 3.3): each unit's signal is divided by max(1, sqrt(v)), v a
+  running variance of the signals of all units (one scalar). The signal is
+  not centred: the Taylor term is its baseline.
 
   Args:
     key: a PRNG key.
     logits: `[batch, D]` or `[batch, D, K]` logits.
     f: the per-example objective, differentiable on relaxed inputs.
-    state: `{'mean', 'var'}` from `init`.
+    state: `{'mean', 'var'}` from `init` (running moments of the signal).
     kind: 'bernoulli' or 'categorical'.
     decay: the moving-average decay.
-    normalize: divide the signal by max(1, running std).
+    normalize: divide the signals by max(1, running std).
+    center: the fixed point x-bar: 'half' (1/2 for every unit and class:
+      [MUPROP]'s "1/2 estimator", the default), 'uniform' (1/2 for Bernoulli
+      units, 1/K for categorical ones) or 'mean' (E[x], stopped), the three
+      that [MUPROP] section 5 tried for categorical units. For Bernoulli
+      units 'half' and 'uniform' are the same.
 
   Returns:
-    (surrogate [batch], {'signal'}, new state).
+    (surrogate [batch], {'signal' [batch, D]}, new state).
 
   References:
-    [DARN] section 3 (gradient of binary stochastic units); [GS] section 3.2
-    (b0 = 1/2, biased for non-quadratic f); [MUPROP] section 5.
+    [MUPROP] section 4.2, eq. 5-7 (the "1/2 estimator", which [GS] calls
+    DARN); [DARN] section 3; [GS] sections 3.2 and 4.
   """
   common.check_logits('darn', logits, kind)
   ops = common.KIND_OPS[kind]
   b = ops.sample(key, logits)
   fb = f(b)
-  point = ops.center(logits)
-  _, grad_point = _taylor_baseline(f, b, point)
-  taylor_term = common.event_sum(grad_point * (b - point))
-  signal, new_state = common.normalize_signal(
-      taylor_term, state, decay=decay, normalize=normalize)
-  surrogate = fb + common.score_term(signal, ops.log_prob(logits, b))
+  value, vjp = jax.vjp(f, b)
+  (grad_b,) = vjp(jnp.ones_like(value))  # f'(x) at the sample.
+  grad_b = jax.lax.stop_gradient(grad_b)
+  point = _darn_center(ops, logits, center)
+  signal = jax.lax.stop_gradient(_per_variable(ops, grad_b * (b - point)))  # [batch, D]
+  new_state = {
+      'mean': decay * state['mean'] + (1 - decay) * jnp.mean(signal),
+      'var': decay * state['var'] + (1 - decay) * jnp.mean((signal - state['mean'])**2),
+  }
+  if normalize:  # The state from before this batch: the scale is independent of it.
+    signal = signal / jnp.maximum(1.0, jnp.sqrt(state['var']))
+  log_probs = _per_variable(ops, ops.log_prob_terms(logits, b))  # [batch, D]
+  surrogate = fb + common.event_sum(common.score_term(signal, log_probs))
   return surrogate, {'signal': signal}, new_state
 
 
-def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
+def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True,
+           scale_correction=False):
   """MuProp: Taylor baseline at the mean-field point plus its correction.
 
   With mu = E[b] (sigmoid / softmax of logits) and h(b) = f(mu) +
   f'(mu) (b - mu) (mu, f(mu), f'(mu) held fixed), the gradient is
   (f(b) - h(b)) grad log q(b) + f'(mu) . grad mu (+ grad_params f(b)),
-  unbiased for any f. The residual signal is centred and normalised as in
-  `sf`.
+  unbiased for any f. Variance normalisation ([MUPROP] section 2.2: it
+  "divides the learning signal by max(1, sqrt(v))") centres the residual
+  signal f(b) - h(b) by its running mean and divides it by max(1, running
+  std); the correction term f'(mu) . grad mu, which is not a learning signal,
+  is left as it is (`scale_correction=True` divides it by the same scale, an
+  earlier reading that keeps the direction unbiased).
 
   Args:
     key: a PRNG key.
@@ -189,12 +241,14 @@ def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
     kind: 'bernoulli' or 'categorical'.
     decay: the moving-average decay.
     normalize: divide the residual signal by max(1, running std).
+    scale_correction: also divide the correction term by that scale.
 
   Returns:
     (surrogate [batch], {'signal'}, new state).
 
   References:
-    [MUPROP] eq. 5-7 (section 3).
+    [MUPROP] section 2.2 (variance normalisation), section 3 and
+    Algorithm 1 (the estimator).
   """
   common.check_logits('muprop', logits, kind)
   ops = common.KIND_OPS[kind]
@@ -204,8 +258,9 @@ def muprop(key, logits, f, state, *, kind, decay=0.9, normalize=True):
   baseline, grad_mu = _taylor_baseline(f, b, mu)
   signal, new_state = common.normalize_signal(
       fb - baseline, state, decay=decay, normalize=normalize)
-  scale = jnp.maximum(1.0, jnp.sqrt(state['var'])) if normalize else 1.0
-  correction = common.coefficient_term(grad_mu, mu) / scale
+  correction = common.coefficient_term(grad_mu, mu)
+  if normalize and scale_correction:
+    correction = correction / jnp.maximum(1.0, jnp.sqrt(state['var']))
   surrogate = fb + common.score_term(signal, ops.log_prob(logits, b)) + correction
   return surrogate, {'signal': signal}, new_state
 
