@@ -205,16 +205,35 @@ def _threshold_top_k(x, k):
   return jax.nn.sigmoid(x + c[..., None])
 
 
+def _log1m_softmax(z):
+  """log(1 - softmax(z)) on the last axis, accurate also where softmax(z) -> 1.
+
+  log1p(-a) for every entry but the largest; for the largest, a can round to
+  1, so log(1 - a) = logsumexp(the others) - logsumexp(all), exactly.
+  """
+  lse = jax.nn.logsumexp(z, axis=-1, keepdims=True)
+  is_top = jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=bool)
+  rest = jax.nn.logsumexp(jnp.where(is_top, -jnp.inf, z), axis=-1, keepdims=True)
+  a = jnp.exp(z - lse)
+  # The inner where keeps log1p's gradient finite at the top entry.
+  return jnp.where(is_top, rest - lse, jnp.log1p(-jnp.where(is_top, 0.0, a)))
+
+
 def _xie_ermon_top_k(keys, tau, k):
-  """Xie & Ermon's algorithm: k softmaxes, each masking the mass taken before."""
-  eps = jnp.finfo(keys.dtype).tiny
-  alpha = keys
-  onehot = jnp.zeros_like(keys)
+  """Xie & Ermon's algorithm: k softmaxes, each masking the mass taken before.
+
+  In z = alpha / tau: z_{j+1} = z_j + log(1 - a_j) / tau, a_j = softmax(z_j).
+  log(1 - a_j) is computed in log space (`_log1m_softmax`); their code
+  clamps 1 - a_j at a tiny epsilon, which takes a key that leads the rest
+  by more than -log(epsilon) tau again (e.g. for logits of +-1e4).
+  """
+  z = keys / tau
   khot = jnp.zeros_like(keys)
-  for _ in range(k):
-    alpha = alpha + jnp.log(jnp.maximum(1.0 - onehot, eps))
-    onehot = jax.nn.softmax(alpha / tau, axis=-1)
-    khot = khot + onehot
+  for j in range(k):
+    if j:
+      z = z + log1m / tau
+    log1m = _log1m_softmax(z)
+    khot = khot + jax.nn.softmax(z, axis=-1)
   return khot
 
 
@@ -243,8 +262,15 @@ def relaxed_top_k(
   - `method='xie_ermon'`: the relaxed top-k of [XE] (their Algorithm and
     code): alpha_1 = r, then for j = 1..k, alpha_{j+1} = alpha_j +
     log(1 - a_j) and a_{j+1} = softmax(alpha_{j+1} / tau), and y = sum_j
-    a_j. It sums to k, but its entries can exceed 1: for n = k = 2 at tau =
-    1 it gives (p + 1/2, 3/2 - p) with p = softmax(r)_0. Use it to reproduce
+    a_j (log(1 - a_j) computed in log space, where their code clamps
+    1 - a_j at a tiny epsilon). It sums to k, but its entries can exceed 1:
+    for n = k = 2 at tau = 1 it gives (p + 1/2, 3/2 - p) with p =
+    softmax(r)_0; and as the mask log(1 - a_j) of a chosen entry is only
+    about its lead over the next key divided by tau, an entry can be taken
+    twice when the keys are spread far wider than that (logits
+    (1e4, -1e4, 0, 1e4, -1e4) with k = 3 at tau = 0.01 give (2, 0, 0, 1, 0)
+    for one key), so it tends to the top-k only once tau is small against
+    the ratio of those gaps. Use it to reproduce
     [XE]; use 'threshold' when y must be a fractional k-subset.
 
   Args:

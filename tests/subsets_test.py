@@ -113,6 +113,11 @@ def test_extreme_logits_are_finite(dtype):
     grad = jax.grad(lambda l: jnp.sum(
         jnp.arange(5.0) * relaxed_top_k(_key(5), l, 3, 0.01, method=method)))(logits)
     assert np.all(np.isfinite(np.asarray(grad, np.float32))), method
+    np.testing.assert_allclose(np.asarray(y, np.float32).sum(), 3.0, rtol=1e-2)
+  # The threshold relaxation is exactly the top-3, each entry once (Xie &
+  # Ermon's can take an entry twice here: see its docstring).
+  y = relaxed_top_k(_key(5), logits, 3, 0.01)
+  np.testing.assert_allclose(np.asarray(y, np.float32)[[0, 1, 3, 4]], [1, 0, 1, 0], atol=1e-3)
 
 
 def test_plackett_luce_gradient_is_the_score():
