@@ -25,12 +25,20 @@ from gumbel.diagnostics import gradient_variance
 from gumbel.estimators import ESTIMATORS
 from gumbel.estimators import Estimator
 from gumbel.estimators import get_estimator
+from gumbel.gates import hard_concrete
+from gumbel.gates import hard_concrete_l0
 from gumbel.objectives import bernoulli_log_likelihood
 from gumbel.objectives import categorical_log_prob
 from gumbel.objectives import importance_weighted_bound
 from gumbel.objectives import negative_elbo
+from gumbel.permutations import gumbel_sinkhorn
+from gumbel.permutations import matching
+from gumbel.permutations import sinkhorn
 from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
+from gumbel.subsets import gumbel_top_k
+from gumbel.subsets import plackett_luce_log_prob
+from gumbel.subsets import relaxed_top_k
 
 __version__ = '0.1.0'
 
@@ -62,6 +70,17 @@ __all__ = (
     'categorical_log_prob',
     'importance_weighted_bound',
     'negative_elbo',
+    # Subsets: sampling without replacement, relaxed top-k.
+    'gumbel_top_k',
+    'plackett_luce_log_prob',
+    'relaxed_top_k',
+    # Permutations: Sinkhorn, Gumbel-Sinkhorn, matchings.
+    'gumbel_sinkhorn',
+    'matching',
+    'sinkhorn',
+    # Sparse gates: hard concrete.
+    'hard_concrete',
+    'hard_concrete_l0',
     # Temperature schedules.
     'constant_temperature',
     'exponential_temperature',
