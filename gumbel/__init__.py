@@ -29,8 +29,10 @@ from gumbel.objectives import bernoulli_log_likelihood
 from gumbel.objectives import categorical_log_prob
 from gumbel.objectives import importance_weighted_bound
 from gumbel.objectives import negative_elbo
+from gumbel.quantizer import GumbelVectorQuantizer
 from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
+from gumbel.schedules import geometric_temperature
 
 __version__ = '0.1.0'
 
@@ -62,7 +64,10 @@ __all__ = (
     'categorical_log_prob',
     'importance_weighted_bound',
     'negative_elbo',
+    # Vector quantizer (flax NNX).
+    'GumbelVectorQuantizer',
     # Temperature schedules.
     'constant_temperature',
     'exponential_temperature',
+    'geometric_temperature',
 )

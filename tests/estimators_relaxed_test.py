@@ -78,12 +78,20 @@ def test_zgr_is_half_straight_through_plus_half_darn_for_every_sample():
 
   With g = df/dx: grad_i = (p_i (g_i - g_x) + [i = x] (g_x - p . g)) / 2 on
   categorical units and g (b (1 - p) + (1 - b) p) / 2 on Bernoulli units.
+  ReinMax at temperature 1 has the same Jacobian (for one-hot x, diag(x) =
+  x x^T), so it is ZGR with another draw of the sample.
   """
   logits = jax.random.normal(jax.random.key(30), (4, 3, 5)) * 2.0
   a = jax.random.normal(jax.random.key(31), (4, 3, 5))
   p = jax.nn.softmax(logits, axis=-1)
   for i in range(8):
     grad, x = _grads_and_sample('zgr', jax.random.key(i), logits, a, 'categorical')
+    g_x = jnp.sum(a * x, -1, keepdims=True)
+    g_p = jnp.sum(a * p, -1, keepdims=True)
+    np.testing.assert_allclose(grad, 0.5 * (p * (a - g_x) + x * (g_x - g_p)), atol=1e-6)
+  for i in range(8):  # ReinMax at tau = 1: 2 J((x + p) / 2) - J(p) / 2 is the same matrix.
+    grad, x = _grads_and_sample('reinmax', jax.random.key(i), logits, a, 'categorical',
+                                temperature=1.0)
     g_x = jnp.sum(a * x, -1, keepdims=True)
     g_p = jnp.sum(a * p, -1, keepdims=True)
     np.testing.assert_allclose(grad, 0.5 * (p * (a - g_x) + x * (g_x - g_p)), atol=1e-6)

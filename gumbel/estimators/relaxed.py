@@ -269,7 +269,9 @@ def zgr(key, logits, f, state, *, kind):
   grad_logits_i = (p_i (g_i - g_x) + [i = x] (g_x - p . g)) / 2.
   Gumbel-Rao's conditional Jacobian E[d softmax((logits + G) / tau) | x]
   tends to it as tau -> 0 (no temperature, no extra noise). Exact for f
-  linear in x (E[(x - p)(x - p)^T] = J(p)), biased otherwise. Bernoulli
+  linear in x (E[(x - p)(x - p)^T] = J(p)), biased otherwise. `reinmax` at
+  temperature 1 has the same backward pass (2 J((x + p) / 2) - J(p) / 2 is
+  this matrix, since diag(x) = x x^T for one-hot x). Bernoulli
   units are 2-class categoricals with logits (l, 0), which gives the
   paper's binary ZGR, dx/dl = (b (1 - p) + (1 - b) p) / 2.
 
