@@ -137,7 +137,7 @@ def get_config(arg=None):
       {'schedule': 'chung', 'rate': 0.04, 'max': 5.0})  # rate per epoch.
 
   # Temperature of every estimator whose `apply` takes one (gumbel_softmax,
-  # st_gumbel_softmax, gumbel_rao, reinmax): fixed at 1 for the SBNs;
+  # st_gumbel_softmax, gumbel_rao, reinmax, gapped_st): fixed at 1 for the SBNs;
   # max(0.5, exp(-r t)) every N steps for the VAEs.
   config.temperature = ml_collections.ConfigDict()
   config.temperature.schedule = 'constant' if task == 'sbn' else 'exponential'
@@ -161,8 +161,8 @@ def get_config(arg=None):
   config.eval.num_examples = -1
 
   overrides = dict(_PRESET_OVERRIDES.get(args['preset'], {}))
-  if args['preset'] == 'small' and args['estimator'] == 'vimco':
-    overrides['estimator.hparams.num_samples'] = 2  # Nested in the SBNs: S^2 evaluations.
+  if args['preset'] == 'small' and 'num_samples' in declared.hparams:
+    overrides['estimator.hparams.num_samples'] = 2  # vimco, rloo nested in the SBNs: S^2 f's.
   if args['preset'] == 'tiny':
     overrides['model.num_vars'] = 6 if latent == 'bernoulli' else 3
   config.update_from_flattened_dict(overrides)

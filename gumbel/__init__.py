@@ -34,8 +34,10 @@ from gumbel.objectives import negative_elbo
 from gumbel.permutations import gumbel_sinkhorn
 from gumbel.permutations import matching
 from gumbel.permutations import sinkhorn
+from gumbel.quantizer import GumbelVectorQuantizer
 from gumbel.schedules import constant_temperature
 from gumbel.schedules import exponential_temperature
+from gumbel.schedules import geometric_temperature
 from gumbel.subsets import gumbel_top_k
 from gumbel.subsets import plackett_luce_log_prob
 from gumbel.subsets import relaxed_top_k
@@ -81,7 +83,10 @@ __all__ = (
     # Sparse gates: hard concrete.
     'hard_concrete',
     'hard_concrete_l0',
+    # Vector quantizer (flax NNX).
+    'GumbelVectorQuantizer',
     # Temperature schedules.
     'constant_temperature',
     'exponential_temperature',
+    'geometric_temperature',
 )

@@ -7,6 +7,7 @@ References:
   [GS] Jang, Gu, Poole. ICLR 2017, section 4 (temperature annealing).
 """
 
+import math
 from typing import Callable
 
 import jax
@@ -70,6 +71,45 @@ def exponential_temperature(
     step = jnp.asarray(step)
     t = (step // interval) * interval
     tau = tau0 * jnp.exp(-rate * t.astype(jnp.float32))
+    return jnp.maximum(jnp.float32(tau_min), tau)
+
+  return schedule
+
+
+def geometric_temperature(
+    tau_max: float = 2.0,
+    tau_min: float = 0.5,
+    decay: float = 0.999995,
+) -> Schedule:
+  """wav2vec 2.0's schedule, tau = max(tau_min, tau_max * decay^t), every step.
+
+  Args:
+    tau_max: the initial temperature, > 0.
+    tau_min: the floor, in (0, tau_max].
+    decay: the factor per step, in (0, 1].
+
+  Returns:
+    A schedule.
+
+  References:
+    Baevski, Zhou, Mohamed, Auli. wav2vec 2.0. NeurIPS 2020,
+    arXiv:2006.11477, section 4.2 (tau from 2 to 0.5 by 0.999995 per update);
+    fairseq `GumbelVectorQuantizer.set_num_updates`.
+  """
+  distributions.check_temperature(tau_max, 'tau_max')
+  distributions.check_temperature(tau_min, 'tau_min')
+  if not tau_min <= tau_max:
+    raise ValueError(f'tau_min must be <= tau_max, got tau_min={tau_min!r} and '
+                     f'tau_max={tau_max!r}.')
+  if not 0 < decay <= 1:  # Also catches NaN.
+    raise ValueError(f'decay must be in (0, 1], got {decay!r}.')
+
+  # log(decay) in float64: float32 rounds 0.999995 by 5e-8, 1% of log(decay).
+  log_decay = math.log(decay)
+
+  def schedule(step):
+    t = jnp.asarray(step).astype(jnp.float32)
+    tau = tau_max * jnp.exp(t * jnp.float32(log_decay))
     return jnp.maximum(jnp.float32(tau_min), tau)
 
   return schedule

@@ -50,7 +50,8 @@ ROW_NAMES = {'sbn_bern': 'SBN (Bern.)', 'sbn_cat': 'SBN (Cat.)',
              'vae_bern': 'VAE (Bern.)', 'vae_cat': 'VAE (Cat.)'}
 PAPER_COLUMNS = ('sf', 'darn', 'muprop', 'st', 'annealed_st', 'gumbel_softmax',
                  'st_gumbel_softmax')
-COLUMNS = PAPER_COLUMNS + ('rebar', 'relax', 'arm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax')
+COLUMNS = PAPER_COLUMNS + ('rebar', 'relax', 'arm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax',
+                           'gapped_st', 'zgr', 'rloo')
 ORDERS = ('slow_first', 'cheap_first')  # Of the local workers' queue (--order).
 # [GS] Table 1 (nats): SBN rows test NLL, VAE rows test -ELBO.
 PAPER = {

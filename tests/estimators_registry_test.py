@@ -26,7 +26,8 @@ from gumbel.estimators import ESTIMATORS
 def test_registry_has_every_estimator():
   required = {'sf', 'nvil', 'darn', 'muprop', 'st', 'annealed_st',
               'gumbel_softmax', 'st_gumbel_softmax', 'rebar', 'relax', 'arm',
-              'arsm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax'}
+              'arsm', 'disarm', 'vimco', 'gumbel_rao', 'reinmax', 'gapped_st', 'zgr',
+              'rloo'}
   assert required <= set(ESTIMATORS)
   for name, estimator in ESTIMATORS.items():
     assert estimator.name == name
@@ -192,9 +193,13 @@ def test_kind_that_does_not_match_the_logits_rank_raises(name, kind):
 
 # How many evaluations of f the surrogate's value needs: the average of the
 # antithetic pair (arm on Bernoulli units, disarm), the num_samples=2
-# samples of vimco's bound, else f at the one sample.
+# samples of vimco's bound, rloo's mean over its default 4 samples, else f at
+# the one sample.
+_RLOO_SAMPLES = ESTIMATORS['rloo'].hparams['num_samples'].default
 _VALUE_EVALUATIONS = {('arm', 'bernoulli'): 2, ('disarm', 'bernoulli'): 2,
-                      ('vimco', 'bernoulli'): 2, ('vimco', 'categorical'): 2}
+                      ('vimco', 'bernoulli'): 2, ('vimco', 'categorical'): 2,
+                      ('rloo', 'bernoulli'): _RLOO_SAMPLES,
+                      ('rloo', 'categorical'): _RLOO_SAMPLES}
 
 
 @pytest.mark.parametrize('name,kind', et.cases(ESTIMATORS))
@@ -360,7 +365,7 @@ def test_missing_kind_and_foreign_state_raise_value_errors():
 
 @pytest.mark.parametrize('bad', [0.0, -1.0, float('inf'), float('nan'), np.asarray([0.5, 0.0])])
 @pytest.mark.parametrize('name', ['gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao',
-                                  'reinmax'])
+                                  'reinmax', 'gapped_st'])
 def test_bad_temperatures_raise_before_any_nan(name, bad):
   with pytest.raises(ValueError, match=rf"Estimator '{name}': temperature must be"):
     ESTIMATORS[name].apply(jax.random.key(0), _CAT, _F_CAT, (), kind='categorical',
@@ -378,6 +383,8 @@ def test_other_ranges_are_checked():
   cases = [('vimco', {'num_samples': 1}, 'integer >= 2'),
            ('vimco', {'num_samples': 2.5}, 'integer >= 2'),
            ('gumbel_rao', {'num_conditional': 0}, 'integer >= 1'),
+           ('rloo', {'num_samples': 1}, 'integer >= 2'),
+           ('gapped_st', {'gap': 0.0}, 'gap must be'),
            ('sf', {'decay': 1.0}, r'in \[0, 1\)'),
            ('sf', {'normalize': 1}, 'True or False'),
            ('annealed_st', {'slope': -2.0}, 'must be'),
@@ -391,7 +398,7 @@ def test_other_ranges_are_checked():
 
 @pytest.mark.parametrize('dtype', [jnp.bfloat16, jnp.float16])
 @pytest.mark.parametrize('name', ['gumbel_softmax', 'st_gumbel_softmax', 'gumbel_rao',
-                                  'reinmax'])
+                                  'reinmax', 'gapped_st'])
 def test_low_precision_temperatures_are_accepted_eager_and_under_jit(name, dtype):
   apply = functools.partial(ESTIMATORS[name].apply, jax.random.key(0), _CAT, _F_CAT, (),
                             kind='categorical')

@@ -67,10 +67,13 @@ Estimators, the layer types they allow, and the module of their family:
 | darn | both | no (per-unit Taylor signal; exact for f quadratic in each unit) | score_function |
 | muprop | both | yes | score_function |
 | vimco | both | yes (for the multi-sample objective) | score_function |
+| rloo | both | yes (S samples, leave-one-out baseline) | score_function |
 | st, annealed_st | both | no | relaxed |
 | gumbel_softmax, st_gumbel_softmax | both | no | relaxed |
 | gumbel_rao | both | no (same mean as st_gumbel_softmax) | relaxed |
 | reinmax | both | no | relaxed |
+| gapped_st | both (2-class categorical form) | no | relaxed |
+| zgr | both (2-class categorical form) | no (exact for linear f) | relaxed |
 | arm | both (ARSM for categorical) | yes | coupled |
 | arsm | categorical | yes | coupled |
 | disarm | bernoulli | yes | coupled |
@@ -116,6 +119,12 @@ References:
     Gumbel-Softmax Gradient Estimator. ICLR 2021, arXiv:2010.04838.
   [REINMAX] Liu, Cheng, Wu, Zhu, Gao. Bridging Discrete and Backpropagation:
     Straight-Through and Beyond. NeurIPS 2023, arXiv:2304.08612.
+  [GST] Fan, Chi, Rudnicky, Ramadge. Training Discrete Deep Generative Models
+    via Gapped Straight-Through Estimator. ICML 2022, arXiv:2206.07235.
+  [ZGR] Shekhovtsov. Cold Analysis of Rao-Blackwellized Straight-Through
+    Gumbel-Softmax Gradient Estimator. ICML 2023.
+  [RLOO] Kool, van Hoof, Welling. Buy 4 REINFORCE Samples, Get a Baseline
+    for Free! ICLR 2019 workshop (Deep RL Meets Structured Prediction).
 """
 
 import inspect
@@ -138,14 +147,17 @@ from gumbel.estimators.coupled import arm
 from gumbel.estimators.coupled import arsm
 from gumbel.estimators.coupled import disarm
 from gumbel.estimators.relaxed import annealed_st
+from gumbel.estimators.relaxed import gapped_st
 from gumbel.estimators.relaxed import gumbel_rao
 from gumbel.estimators.relaxed import gumbel_softmax
 from gumbel.estimators.relaxed import reinmax
 from gumbel.estimators.relaxed import st
 from gumbel.estimators.relaxed import st_gumbel_softmax
+from gumbel.estimators.relaxed import zgr
 from gumbel.estimators.score_function import darn
 from gumbel.estimators.score_function import muprop
 from gumbel.estimators.score_function import nvil
+from gumbel.estimators.score_function import rloo
 from gumbel.estimators.score_function import sf
 from gumbel.estimators.score_function import vimco
 
@@ -450,6 +462,16 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('reinmax', relaxed.reinmax, unbiased=False,
           hparams={'temperature': HParam(1.0, 'positive', 'temperature of pi_1 (the paper '
                                          'tunes it in [1, 1.5])')}),
+    _make('gapped_st', relaxed.gapped_st, unbiased=False,
+          hparams={'temperature': HParam(1.0, 'positive', 'temperature tau of the backward '
+                                         'softmax of the gapped logits'),
+                   'gap': HParam(1.0, 'positive', 'least margin kappa between the sampled '
+                                 "class's perturbed logit and the others'")}),
+    _make('zgr', relaxed.zgr, unbiased=False),
+    _make('rloo', score_function.rloo,
+          hparams={'num_samples': HParam(4, 'int>=2', 'samples S per example (each baseline '
+                                         'is the mean f of the other S - 1)')},
+          cost={'bernoulli': 4, 'categorical': 4}),
 ])
 
 

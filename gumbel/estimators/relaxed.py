@@ -1,5 +1,5 @@
 """Straight-through and relaxation estimators: st, annealed_st, gumbel_softmax,
-st_gumbel_softmax, gumbel_rao, reinmax.
+st_gumbel_softmax, gumbel_rao, reinmax, gapped_st, zgr.
 
 All differentiate `f` on a relaxed or straight-through input, so `f` must be
 differentiable on relaxed inputs; all are biased for E[f(b)]. The signature
@@ -17,6 +17,10 @@ References:
     Gumbel-Softmax Gradient Estimator. ICLR 2021, arXiv:2010.04838.
   [REINMAX] Liu, Cheng, Wu, Zhu, Gao. Bridging Discrete and Backpropagation:
     Straight-Through and Beyond. NeurIPS 2023, arXiv:2304.08612.
+  [GST] Fan, Chi, Rudnicky, Ramadge. Training Discrete Deep Generative Models
+    via Gapped Straight-Through Estimator. ICML 2022, arXiv:2206.07235.
+  [ZGR] Shekhovtsov. Cold Analysis of Rao-Blackwellized Straight-Through
+    Gumbel-Softmax Gradient Estimator. ICML 2023 (code: shekhovt/ZGR).
 """
 
 import jax
@@ -205,3 +209,101 @@ def reinmax(key, logits, f, state, *, kind, temperature=1.0):
   pi1_grad = jax.nn.softmax(logits2 + jax.lax.stop_gradient(log_pi1 - logits2), axis=-1)
   y = d + 2.0 * common.zero(pi1_grad) - 0.5 * common.zero(pi0)
   return f(ops.from_categorical(y)), {}, state
+
+
+def _sample_as_categorical(ops, key, logits):
+  """The exact sample `ops.sample(key, logits)` as one-hot `[batch, D, K]`.
+
+  The same uniforms, so the same draw; Bernoulli units come out as the
+  2-class one-hot (b, 1 - b) of `ops.as_categorical`'s logits (l, 0).
+  """
+  logits_n = jax.lax.stop_gradient(ops.normalize_logits(logits))
+  z = ops.perturb(logits_n, common.uniform(key, logits.shape))
+  return common.KIND_OPS['categorical'].hard(ops.as_categorical(z))
+
+
+def gapped_st(key, logits, f, state, *, kind, temperature=1.0, gap=1.0):
+  """Gapped straight-through: ST Gumbel-Softmax with deterministic, gapped noise.
+
+  Forward an exact sample D ~ softmax(theta) (theta the normalised logits);
+  backward the Jacobian of softmax((theta + m) / tau), where the
+  perturbation m = m_1 - m_2 (no gradient) is a function of D alone:
+  m_1 = D (max_j theta_j - theta) lifts the sampled class to the top and
+  m_2 = (1 - D) relu(theta - max_j theta + gap) pushes every other class at
+  least `gap` below it. So the perturbed logits are max_j theta_j on the
+  sampled class and min(theta_i, max_j theta_j - gap) elsewhere: argmax
+  consistent with D (the property of ST Gumbel-Softmax's noise that [GST]
+  keeps) and with no noise left given D, hence lower variance than ST
+  Gumbel-Softmax. Biased. Bernoulli units are 2-class categoricals with
+  logits (l, 0).
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, differentiable.
+    state: `()`.
+    kind: 'bernoulli' or 'categorical'.
+    temperature: tau > 0 of the backward softmax.
+    gap: kappa > 0, the least margin between the sampled class's perturbed
+      logit and the others'.
+
+  Returns:
+    (surrogate f(D) [batch], {}, state).
+
+  References:
+    [GST] the GST estimator (its gapped deterministic perturbation
+    m_1 - m_2, built from the properties of ST Gumbel-Softmax's noise it
+    keeps); gap 1 and temperature 1 are the defaults of
+    google-deepmind/synjax's `gapped_straight_through`.
+  """
+  common.check_logits('gapped_st', logits, kind)
+  ops = common.KIND_OPS[kind]
+  theta = jax.nn.log_softmax(ops.as_categorical(logits), axis=-1)  # [batch, D, K]
+  d = _sample_as_categorical(ops, key, logits)  # [batch, D, K]
+  top = jnp.max(theta, axis=-1, keepdims=True)
+  m1 = d * (top - theta)
+  m2 = (1.0 - d) * jax.nn.relu(theta - top + gap)
+  y_soft = jax.nn.softmax((theta + jax.lax.stop_gradient(m1 - m2)) / temperature, axis=-1)
+  return f(ops.from_categorical(distributions.straight_through(d, y_soft))), {}, state
+
+
+def zgr(key, logits, f, state, *, kind):
+  """ZGR: Gumbel-Rao at zero temperature, in closed form: (ST + DARN) / 2.
+
+  Forward an exact sample x ~ p = softmax(logits); backward the Jacobian
+  dx/dlogits = (J(p) + (x - p) (x - p)^T) / 2 with J(p) = diag(p) - p p^T:
+  half the straight-through Jacobian of p and half DARN's score-function
+  term (x - p) d log p_x. For a gradient g = df/dx this is
+  grad_logits_i = (p_i (g_i - g_x) + [i = x] (g_x - p . g)) / 2.
+  Gumbel-Rao's conditional Jacobian E[d softmax((logits + G) / tau) | x]
+  tends to it as tau -> 0 (no temperature, no extra noise). Exact for f
+  linear in x (E[(x - p)(x - p)^T] = J(p)), biased otherwise. `reinmax` at
+  temperature 1 has the same backward pass (2 J((x + p) / 2) - J(p) / 2 is
+  this matrix, since diag(x) = x x^T for one-hot x). Bernoulli
+  units are 2-class categoricals with logits (l, 0), which gives the
+  paper's binary ZGR, dx/dl = (b (1 - p) + (1 - b) p) / 2.
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, differentiable.
+    state: `()`.
+    kind: 'bernoulli' or 'categorical'.
+
+  Returns:
+    (surrogate f(x) [batch], {}, state).
+
+  References:
+    [ZGR] the zero-temperature limit of [GR] and its decomposition ZGR =
+    (ST + DARN) / 2 (abstract and main result); its eq. 50, the backward
+    pass, as the author's shekhovt/ZGR `zgr.py` cites it. [GR] eq. 7.
+  """
+  common.check_logits('zgr', logits, kind)
+  ops = common.KIND_OPS[kind]
+  log_p = jax.nn.log_softmax(ops.as_categorical(logits), axis=-1)  # [batch, D, K]
+  p = jnp.exp(log_p)
+  x = _sample_as_categorical(ops, key, logits)  # [batch, D, K]
+  log_px = jnp.sum(x * log_p, axis=-1, keepdims=True)  # [batch, D, 1]
+  # ST's p plus DARN's score term, each with weight 1/2.
+  dx = 0.5 * (p + jax.lax.stop_gradient(x - p) * log_px)
+  return f(ops.from_categorical(x + common.zero(dx))), {}, state

@@ -1,9 +1,10 @@
-"""Score-function (REINFORCE) estimators with baselines: sf, nvil, darn, muprop, vimco.
+"""Score-function (REINFORCE) estimators with baselines: sf, nvil, darn, muprop, vimco, rloo.
 
 Each is the surrogate f(b) + score_term(signal, log q(b)) (zero in value,
 gradient signal * grad log q(b), the "magic box") with an exact sample b and a learning signal centred by a baseline: a moving
 average (sf), a learned input-dependent network (nvil), a first-order Taylor
-expansion (darn, muprop) or leave-one-out over several samples (vimco). The
+expansion (darn, muprop) or leave-one-out over several samples (vimco,
+rloo). The
 signature and the registry are in `gumbel.estimators`.
 
 References:
@@ -18,6 +19,8 @@ References:
     ICML 2016, arXiv:1602.06725.
   [GS] Jang, Gu, Poole. Categorical Reparameterization with Gumbel-Softmax.
     ICLR 2017, arXiv:1611.01144.
+  [RLOO] Kool, van Hoof, Welling. Buy 4 REINFORCE Samples, Get a Baseline
+    for Free! ICLR 2019 Deep RL Meets Structured Prediction workshop.
 """
 
 import math
@@ -304,4 +307,43 @@ def vimco(key, logits, f, state, *, kind, num_samples=5):
   signal = jax.lax.stop_gradient(bound)[None, :] - loo  # [S, batch]
   log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
   surrogate = bound + jnp.sum(common.score_term(signal, log_probs), axis=0)
+  return surrogate, {'signal': signal}, state
+
+
+def rloo(key, logits, f, state, *, kind, num_samples=4):
+  """REINFORCE with the leave-one-out baseline over S samples (RLOO, LOORF).
+
+  Draws S = `num_samples` exact samples b_s per example and estimates the
+  gradient of E[f(b)] (the single-sample objective, unlike vimco) by
+  (1/S) sum_s [(f(b_s) - (1/(S-1)) sum_{j != s} f(b_j)) grad log q(b_s)
+  + grad_params f(b_s)]. The baseline of sample s uses only the other
+  samples, so it is independent of b_s: unbiased, with no state and
+  nothing learned. The surrogate's value is mean_s f(b_s).
+
+  Args:
+    key: a PRNG key.
+    logits: `[batch, D]` or `[batch, D, K]` logits.
+    f: the per-example objective, applied to each of the S samples.
+    state: `()`.
+    kind: 'bernoulli' or 'categorical'.
+    num_samples: S >= 2.
+
+  Returns:
+    (surrogate mean_s f(b_s) [batch], {'signal' [S, batch]}, state).
+
+  References:
+    [RLOO] the leave-one-out baseline estimator (the workshop paper's
+    estimator with S = 4 samples, our default); [VIMCO] section 3 uses the
+    same leave-one-out idea for its multi-sample bound.
+  """
+  common.check_logits('rloo', logits, kind)
+  ops = common.KIND_OPS[kind]
+  keys = jax.random.split(key, num_samples)
+  bs = jax.vmap(lambda k: ops.sample(k, logits))(keys)  # [S, batch, ...]
+  fs = jax.vmap(f)(bs)  # [S, batch]
+  fs_sg = jax.lax.stop_gradient(fs)
+  others = (jnp.sum(fs_sg, axis=0, keepdims=True) - fs_sg) / (num_samples - 1)  # [S, batch]
+  signal = (fs_sg - others) / num_samples  # [S, batch]
+  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
+  surrogate = jnp.mean(fs, axis=0) + jnp.sum(common.score_term(signal, log_probs), axis=0)
   return surrogate, {'signal': signal}, state
