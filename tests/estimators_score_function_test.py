@@ -118,10 +118,6 @@ def test_muprop_normalization_scales_the_residual_signal_only(kind):
                              rtol=1e-4, atol=1e-5)
 
 
-  err = np.abs(r['mean'] - r['exact'])[:n]
-  assert np.all(err <= 5 * r['stderr'][:n] + 1e-3), float(r['max_z'])
-
-
 @pytest.mark.parametrize('kind', et.KINDS)
 def test_rloo_variance_falls_with_the_number_of_samples(kind):
   """Statistical: 8 samples give less than half the logits' gradient variance of 2
