@@ -35,18 +35,36 @@ def test_site_builds_in_strict_mode(tmp_path):
   assert 'gumbel_softmax' in api and 'readings' in api  # The docstrings, temperature rule too.
 
 
-def test_strict_build_fails_on_a_broken_link(tmp_path):
-  """mkdocs.yml's strictness and link validation, on a one-page site with a broken link."""
+def _build_tiny_site(tmp_path, pages: dict, nav: list, plugins: list) -> subprocess.CompletedProcess:
+  """Builds `pages` under mkdocs.yml's own settings (strict, link validation, plugins)."""
   import yaml  # pylint: disable=g-import-not-at-top  # mkdocs's own dependency.
   config = yaml.safe_load((ROOT / 'mkdocs.yml').read_text())
-  config.update(docs_dir='docs', nav=['index.md'], plugins=[])
+  config.update(docs_dir='docs', nav=nav,
+                plugins=[p for p in config['plugins'] if (p if isinstance(p, str) else
+                                                          next(iter(p))) in plugins])
   (tmp_path / 'docs').mkdir()
-  (tmp_path / 'docs' / 'index.md').write_text('# Home\n\n[gone](no_such_page.md)\n')
+  for name, text in pages.items():
+    (tmp_path / 'docs' / name).write_text(text)
   (tmp_path / 'mkdocs.yml').write_text(yaml.safe_dump(config))
-  out = subprocess.run(
+  env = dict(_ENV, PYTHONPATH=str(tmp_path))
+  return subprocess.run(
       [sys.executable, '-m', 'mkdocs', 'build', '--site-dir', str(tmp_path / 'out')],
-      cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False, env=_ENV)
+      cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+def test_strict_build_fails_on_a_broken_link(tmp_path):
+  out = _build_tiny_site(tmp_path, {'index.md': '# Home\n\n[gone](no_such_page.md)\n'},
+                         ['index.md'], plugins=[])
   assert out.returncode != 0 and 'no_such_page.md' in out.stderr, out.stderr[-3000:]
+
+
+def test_strict_build_fails_on_a_broken_docstring_reference(tmp_path):
+  (tmp_path / 'fakemod.py').write_text(
+      '"""A module."""\n\n\ndef f(x):\n  """Like [the missing one][fakemod.missing].\n\n'
+      '  Args:\n    x: a number.\n\n  Returns:\n    x.\n  """\n  return x\n')
+  out = _build_tiny_site(tmp_path, {'index.md': '# Home\n', 'api.md': '# API\n\n::: fakemod\n'},
+                         ['index.md', 'api.md'], plugins=['mkdocstrings'])
+  assert out.returncode != 0 and 'fakemod.missing' in out.stderr, out.stderr[-3000:]
 
 
 def test_every_public_module_has_an_api_page():
