@@ -124,3 +124,10 @@ def test_estimator_in_your_loss(capsys, monkeypatch, estimator):
   assert [l.split(' step')[0] for l in lines] == [f'{estimator} ({kind})'] * 2
   assert np.isfinite(_column(lines, 'loss')).all(), lines
   assert set(gumbel.ESTIMATORS) >= {estimator}
+
+
+def test_categorical_vae_is_under_100_lines_as_the_readme_says():
+  lines = len((EXAMPLES / 'categorical_vae.py').read_text().splitlines())
+  assert lines < 100  # The blog's "less than 100 lines".
+  assert f'in {lines} lines of gumbel + flax + optax' in ' '.join(
+      (ROOT / 'README.md').read_text().split())
