@@ -14,8 +14,8 @@ SBN Bern. 72.0 59.7 58.9 58.9 58.7 58.5 59.3; SBN Cat. 73.1 67.9 63.0 61.8
 The argument is big_vision style `key=value` pairs:
   model=sbn_bern|sbn_cat|vae_bern|vae_cat, estimator=<a gumbel.ESTIMATORS name>,
   preset=paper|cpu|small|tiny.
-`paper` is the paper's set-up (full MNIST: tfds or the npm IDX files, see the
-README; three seeds, six learning rates; a GPU is advised). `cpu` is the
+`paper` is the paper's set-up (full MNIST: tfds or the npm IDX files, see
+docs/experiments.md; three seeds, six learning rates; a GPU is advised). `cpu` is the
 paper's per-run budget that a CPU can finish: the same runs (100,000 steps of
 100 on full MNIST, m = 1000 at test, the four annealings of the VAE cells
 with a scheduled temperature), one seed and the top two learning rates of the

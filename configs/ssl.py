@@ -20,7 +20,7 @@ not state its number of steps; tau reaches 0.5 at step 24,000), 3 seeds; a
 GPU is advised (not run here). `small`: the 5,000 embedded digits (3,400
 unlabelled + 100 labelled / 500 validation / 1,000 test), narrower nets, 800
 steps of 32 + 32 images, alphas {0.1, 1.0}, 2 seeds: the whole table in 14
-minutes on a 2-core CPU, test accuracy 72-80% and ELBO -141 to -156 (README).
+minutes on a 2-core CPU, test accuracy 72-80% and ELBO -141 to -156 (docs/reproducing.md).
 `tiny` serves the tests.
 
   python -m scripts.reproduce_table2 --preset=small --workdir=/tmp/table2

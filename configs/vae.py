@@ -8,7 +8,7 @@ straight-through Gumbel-Softmax. Evaluated as [GS] Table 1 does: test -ELBO
 with one-hot (Gumbel-Max) codes, and an importance-sampled NLL bound with
 `eval.num_samples` samples (1000 in the paper).
 
-Expected (see README, measured on a 2-core CPU): on the 5,000 embedded digits
+Expected (see docs/reproducing.md, measured on a 2-core CPU): on the 5,000 embedded digits
 (4,000 train / 1,000 test) the default run takes ~9 min (~100 steps/s) and
 reaches a test -ELBO of 115.5 nats and an NLL bound of 99.5 nats (`:st`:
 116.9 / 103.0). [GS] Table 1 reports 101.5 for VAE (Cat.) on full

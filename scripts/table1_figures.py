@@ -1,4 +1,4 @@
-r"""The two pictures of the README's Table 1 section, from finished runs.
+r"""The two pictures of docs/table1_notes.md, from finished runs.
 
   python -m scripts.table1_figures --preset=cpu --workdir=results/table1 --out=docs
 

@@ -1,4 +1,4 @@
-"""Tests for pyproject.toml: the wheel installs `gumbel` and nothing else.
+"""Tests for pyproject.toml: the wheel installs `gumbel` and `experiments`, nothing else.
 
 Builds the wheel from a copy of the checkout (so that the build leaves no
 `build/` or `*.egg-info` behind in it), without build isolation and without
@@ -36,6 +36,15 @@ assert 'rebar' in gumbel.ESTIMATORS and estimators.ESTIMATORS is gumbel.ESTIMATO
 assert 'distrax' not in sys.modules and 'numpyro' not in sys.modules
 """
 
+# The one line of the docs that loads MNIST in a user's script (the experiments extra).
+_LOAD_MNIST = """
+from experiments import input_pipeline; data = input_pipeline.load_mnist(source='embedded')
+import experiments
+print(experiments.__file__)
+assert data.train.shape == (4000, 784) and data.test.shape == (1000, 784), data
+assert data.train.dtype == 'float32' and 0 <= data.train.min() and data.train.max() <= 1
+"""
+
 
 def _pip(*args, cwd):
   return subprocess.run(
@@ -56,11 +65,12 @@ def wheel(tmp_path_factory):
   return path
 
 
-def test_wheel_holds_only_the_library(wheel):
+def test_wheel_holds_the_library_and_the_experiments(wheel):
   with zipfile.ZipFile(wheel) as z:
     names = z.namelist()
   top = {n.split('/')[0] for n in names}
-  assert {n for n in top if not n.endswith('.dist-info')} == {'gumbel'}, top
+  assert {n for n in top if not n.endswith('.dist-info')} == {'gumbel', 'experiments'}, top
+  assert 'experiments/input_pipeline.py' in names
   assert 'gumbel/__init__.py' in names
   assert 'gumbel/estimators/__init__.py' in names
   assert 'gumbel/estimators.py' not in names
@@ -79,13 +89,22 @@ def test_wheel_holds_only_the_library(wheel):
   assert any(r.startswith('numpyro') and 'extra == "numpyro"' in r for r in requires), requires
 
 
-def test_installed_wheel_imports_outside_the_checkout(wheel, tmp_path):
-  target = tmp_path / 'site'
-  _pip('install', '--no-deps', '--target', str(target), str(wheel), cwd=tmp_path)
-  elsewhere = tmp_path / 'elsewhere'
+@pytest.fixture(scope='module')
+def installed(wheel, tmp_path_factory):
+  """The wheel installed into a fresh folder, and an empty folder outside the checkout."""
+  tmp = tmp_path_factory.mktemp('installed')
+  target = tmp / 'site'
+  _pip('install', '--no-deps', '--target', str(target), str(wheel), cwd=tmp)
+  elsewhere = tmp / 'elsewhere'
   elsewhere.mkdir()
+  return target, elsewhere
+
+
+@pytest.mark.parametrize('check', [_CHECK, _LOAD_MNIST], ids=['gumbel', 'load_mnist'])
+def test_installed_wheel_imports_outside_the_checkout(installed, check):
+  target, elsewhere = installed
   env = {**os.environ, 'PYTHONPATH': str(target)}
-  out = subprocess.run([sys.executable, '-c', _CHECK], cwd=elsewhere, env=env,
+  out = subprocess.run([sys.executable, '-c', check], cwd=elsewhere, env=env,
                        check=False, capture_output=True, text=True)
   assert out.returncode == 0, out.stderr
   location = pathlib.Path(out.stdout.strip().splitlines()[-1]).resolve()
