@@ -35,7 +35,7 @@ _ROWS = (
     ('darn', 'darn', {}, 0),
     ('muprop', 'muprop', {}, 0),
     ('st', 'st', {}, 0),
-    ('annealed_st (slope 2)', 'annealed_st', {'slope': 2.0}, 0),
+    ('annealed_st (slope 2; units q(2 logits), exact: q(logits))', 'annealed_st', {'slope': 2.0}, 0),
     ('gumbel_softmax (tau 1)', 'gumbel_softmax', {'temperature': 1.0}, 0),
     ('gumbel_softmax (tau 0.5)', 'gumbel_softmax', {'temperature': 0.5}, 0),
     ('st_gumbel_softmax (tau 1)', 'st_gumbel_softmax', {'temperature': 1.0}, 0),

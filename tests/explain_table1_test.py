@@ -71,7 +71,7 @@ def test_table_puts_each_finished_experiment_beside_its_cell(tmp_path):
     if result and not e.learning_rates:  # One run: its own test bound.
       assert float(r['test']) == pytest.approx(result['test/nll'])
       assert f'{result["test/nll"]:.2f}' in text
-  assert '| sbn_bern_muprop_lr0.01 | SBN (Bern.) muprop |' in text
+  assert '| sbn_bern_sf_lr0.01 | SBN (Bern.) sf |' in text
 
 
 def test_a_bad_override_names_the_experiment(tmp_path):
