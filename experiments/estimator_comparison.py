@@ -47,10 +47,10 @@ import ml_collections
 import numpy as np
 
 import gumbel
-from gumbel import networks
+from gumbel import kinds
 from gumbel import objectives
-from gumbel.estimators import _common
 from experiments import input_pipeline
+from experiments import models
 from experiments import training
 
 TASKS = ('sbn', 'vae')
@@ -66,7 +66,7 @@ class Layer:
 
   def __init__(self, latent: str, num_vars: int, num_classes: int):
     self.kind = latent
-    self.ops = _common.KIND_OPS[latent]
+    self.ops = kinds.KIND_OPS[latent]
     self.num_vars = num_vars
     self.num_classes = num_classes if latent == 'categorical' else 1
     self.event_shape = self.ops.event_shape(num_vars, num_classes)  # [D] or [D, K]
@@ -114,7 +114,7 @@ def check_config(config: ml_collections.ConfigDict):
 
 
 def _mlp(hidden, out, activation):
-  return networks.MLP(tuple(hidden) + (out,), activation)
+  return models.MLP(tuple(hidden) + (out,), activation)
 
 
 def create_networks(config) -> tuple[dict, list[Layer]]:

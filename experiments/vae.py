@@ -18,9 +18,9 @@ import ml_collections
 import numpy as np
 
 import gumbel
-from gumbel import networks
 from gumbel import objectives
 from experiments import input_pipeline
+from experiments import models
 from experiments import pictures
 from experiments import training
 
@@ -28,7 +28,7 @@ TEMPERATURE_SCHEDULES = ('exponential', 'constant', 'learned')
 PRIORS = ('uniform', 'learned')
 
 
-def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
+def create_model(config: ml_collections.ConfigDict) -> models.CategoricalVAE:
   """Builds the VAE module from `config.model` and `config.temperature`."""
   if config.model.prior not in PRIORS:
     raise ValueError(f'Unknown model.prior={config.model.prior!r}; allowed: {PRIORS}.')
@@ -40,7 +40,7 @@ def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
     raise ValueError(
         'A learned temperature needs temperature.tau0 > temperature.tau_min >= 0, got '
         f'tau0={config.temperature.tau0}, tau_min={config.temperature.tau_min}.')
-  return networks.CategoricalVAE(
+  return models.CategoricalVAE(
       num_latents=config.model.num_latents,
       num_classes=config.model.num_classes,
       encoder_hidden=tuple(config.model.encoder_hidden),

@@ -513,7 +513,19 @@ def logistic_from_uniform(u: ArrayLike) -> Array:
   return jnp.log(u) - jnp.log1p(-u)
 
 
-def _uniform(key, shape, dtype):
+def sample_uniform(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
+  """Draws uniforms in [tiny, 1 - eps] of `dtype`, what the noise samplers transform.
+
+  Args:
+    key: a PRNG key.
+    shape: the shape of the uniforms.
+    dtype: a floating dtype (the samplers pass their compute dtype).
+
+  Returns:
+    An array of `shape` and `dtype` with i.i.d. uniform entries, never 0 or 1.
+  """
+  _check_key(key, 'sample_uniform', 'key, shape, dtype')
+  shape = tuple(shape)
   finfo = jnp.finfo(dtype)
   # Drawn flat and reshaped: the same bits, but XLA's CPU code for a short
   # trailing axis (e.g. K=10 categories) is about 3x slower.
@@ -542,7 +554,7 @@ def sample_gumbel(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
   """
   _check_key(key, 'sample_gumbel', 'key, shape, dtype')
   compute = _compute_dtype(dtype)
-  return gumbel_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
+  return gumbel_from_uniform(sample_uniform(key, shape, compute)).astype(dtype)
 
 
 def sample_logistic(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
@@ -561,7 +573,7 @@ def sample_logistic(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Arra
   """
   _check_key(key, 'sample_logistic', 'key, shape, dtype')
   compute = _compute_dtype(dtype)
-  return logistic_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
+  return logistic_from_uniform(sample_uniform(key, shape, compute)).astype(dtype)
 
 
 def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:

@@ -11,6 +11,7 @@ import pytest
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison as ec
 from gumbel import diagnostics
+from gumbel import kinds
 import gumbel
 
 FAST = diagnostics.FAST_COMPILE
@@ -226,7 +227,7 @@ def test_normalized_sf_vae_loss_is_the_one_sample_elbo_with_q_through_its_score(
   loss, (metrics, _) = task.loss(params, states, x, jax.random.key(2), 0)
   # The same sample b as the estimator draws (sf samples with the key it is given).
   logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
-  b = gumbel.estimators.common.KIND_OPS['categorical'].sample(jax.random.key(2), logits)
+  b = kinds.KIND_OPS['categorical'].sample(jax.random.key(2), logits)
   prior = jnp.broadcast_to(ec.prior_logits(params, layer), logits.shape)
   log_lik = gumbel.bernoulli_log_likelihood(
       logits=nets['decoder'].apply(params['decoder'], layer.flatten(b)), targets=x)

@@ -20,7 +20,7 @@ from experiments import metric_writer
 from experiments import ssl
 from experiments import sweep
 from experiments import training
-from gumbel import networks
+from experiments import models
 from scripts import reproduce_table2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,9 +37,9 @@ def _config(mode='gumbel', **overrides):
 def tiny_model():
   """M2 with K=4 classes and z_dim=3, and parameters with a clearly non-uniform q(y|x)."""
   k = 4
-  model = networks.M2(num_classes=k, z_dim=3, encoder_features=(4, 4, 4), hidden=8,
+  model = models.M2(num_classes=k, z_dim=3, encoder_features=(4, 4, 4), hidden=8,
                       decoder_features=(4, 4, 4))
-  params = jax.jit(lambda key: networks.init_lecun_normal(
+  params = jax.jit(lambda key: models.init_lecun_normal(
       model, key, jnp.zeros((1, 784)), jnp.zeros((1, k)), jnp.zeros((1, 3))))(jax.random.key(0))
   bias = params['params']['classifier_out']['bias']
   params['params']['classifier_out']['bias'] = bias + jnp.linspace(-2.0, 1.5, k)
