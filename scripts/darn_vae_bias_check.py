@@ -12,8 +12,16 @@ normalized score-function estimators here). Per example, with logits l of q:
 - ST's expected gradient, E[f'(b)] through the same Jacobian (64 draws).
 Cosine with the true gradient over the 32 test images x units, at initialization and after
 3,000 steps of MuProp (batch 100, SGD momentum 0.9, lr 3e-3, the 5,000 embedded digits).
-  cd <checkout> && PYTHONPATH=. python results/explain/darn_vae_bias_check.py"""
-import jax, jax.numpy as jnp, optax
+
+  python -m scripts.darn_vae_bias_check   # the output: results/explain/darn_vae_bias_check.out
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import optax
+
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison as ec
 from gumbel import objectives
@@ -21,11 +29,11 @@ from gumbel import objectives
 S = 64  # Draws of the other units.
 
 
-def setup(row):
+def setup(row, num_vars=None, batch_size=100):
   config = ec_config.get_config(f'model={row},estimator=muprop,preset=tiny')
-  config.model.num_vars = 200 if row == 'vae_bern' else 20
+  config.model.num_vars = num_vars or (200 if row == 'vae_bern' else 20)
   config.model.num_classes = 10
-  config.batch_size = 100
+  config.batch_size = batch_size
   task = ec.create_task(config)
   nets, layers = ec.create_networks(config)
   return task, nets, layers[0]
@@ -49,14 +57,15 @@ def train(task, steps):
   return params, losses
 
 
-def check(row, task, nets, layer, params):
-  x = jnp.asarray(task.eval_data['test'][:32])
+def check(row, task, nets, layer, params, images=32, draws=S):
+  """Prints and returns `{estimator: (cosine, norm ratio)}` against the true gradient."""
+  x = jnp.asarray(task.eval_data['test'][:images])
   logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
   prior = jnp.broadcast_to(ec.prior_logits(params, layer), logits.shape)
 
   def f(z, xi, li, pi):  # One example: z of the event shape.
-    ll = objectives.bernoulli_log_likelihood(
-        logits=nets['decoder'].apply(params['decoder'], layer.flatten(z[None])), targets=xi[None])[0]
+    decoded = nets['decoder'].apply(params['decoder'], layer.flatten(z[None]))
+    ll = objectives.bernoulli_log_likelihood(logits=decoded, targets=xi[None])[0]
     return ll + layer.log_prob(pi[None], z[None])[0] - layer.log_prob(li[None], z[None])[0]
 
   bern = layer.kind == 'bernoulli'
@@ -78,7 +87,7 @@ def check(row, task, nets, layer, params):
         diff = jax.vmap(lambda j: jax.vmap(lambda c: fe(setj(j, c)))(jnp.arange(k_)))(
             jnp.arange(units))
       return diff, jax.grad(fe)(b)
-    diffs, slopes = jax.lax.map(one_draw, jax.random.split(key, S))
+    diffs, slopes = jax.lax.map(one_draw, jax.random.split(key, draws))
     centre = jnp.full(li.shape, 0.5 if bern else 1.0 / li.shape[-1])
     return diffs.mean(0), slopes.mean(0), jax.grad(fe)(centre)
 
@@ -93,18 +102,31 @@ def check(row, task, nets, layer, params):
     return p * (d - jnp.sum(p * d, -1, keepdims=True))
 
   t = through_jacobian(true_d).ravel()
+  out = {}
   for name, d in (('darn', darn_d), ('st', st_d)):
     g = through_jacobian(d).ravel()
-    print(f'{row} {name}: cosine with the true logit gradient {float(g @ t / jnp.linalg.norm(g) / jnp.linalg.norm(t)):.3f}, '
-          f'norm ratio {float(jnp.linalg.norm(g) / jnp.linalg.norm(t)):.2f}')
+    out[name] = (float(g @ t / jnp.linalg.norm(g) / jnp.linalg.norm(t)),
+                 float(jnp.linalg.norm(g) / jnp.linalg.norm(t)))
+    print(f'{row} {name}: cosine with the true logit gradient {out[name][0]:.3f}, '
+          f'norm ratio {out[name][1]:.2f}')
+  return out
 
 
-for row in ('vae_bern', 'vae_cat'):
-  task, nets, layer = setup(row)
-  for steps in (0, 3000):
-    params, losses = train(task, steps) if steps else (task.init(jax.random.key(0))[0], None)
-    if steps:
-      print(f'{row}: after {steps} MuProp steps (train -ELBO, last 100 steps: {float(losses[-100:].mean()):.1f})')
-    else:
-      print(f'{row}: at initialization')
-    check(row, task, nets, layer, params)
+def main(steps=3000, images=32, draws=S, num_vars=None, batch_size=100):
+  """Both VAE rows, at initialization and after `steps` MuProp steps."""
+  for row in ('vae_bern', 'vae_cat'):
+    task, nets, layer = setup(row, num_vars, batch_size)
+    for n in (0, steps):
+      params, losses = train(task, n) if n else (task.init(jax.random.key(0))[0], None)
+      if n:
+        print(f'{row}: after {n} MuProp steps (train -ELBO, last 100 steps: '
+              f'{float(losses[-100:].mean()):.1f})')
+      else:
+        print(f'{row}: at initialization')
+      check(row, task, nets, layer, params, images, draws)
+
+
+if __name__ == '__main__':
+  if len(sys.argv) > 1:
+    sys.exit('usage: python -m scripts.darn_vae_bias_check')
+  main()
