@@ -37,9 +37,8 @@ References:
   [MUPROP] Gu, Levine, Sutskever, Mnih. ICLR 2016 (the SBN set-up).
 """
 
-import functools
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +50,7 @@ from gumbel import kinds
 from gumbel import objectives
 from experiments import input_pipeline
 from experiments import models
+from experiments import temperature
 from experiments import training
 
 TASKS = ('sbn', 'vae')
@@ -151,14 +151,6 @@ def prior_logits(params, layer: Layer) -> jax.Array:
   return jnp.zeros(layer.event_shape)
 
 
-def temperature_schedule(config) -> Callable:
-  """`step -> tau` of `config.temperature` (every estimator with a `temperature`)."""
-  t = config.temperature
-  if t.schedule == 'exponential':
-    return gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
-  return gumbel.constant_temperature(t.tau0)
-
-
 def follows_schedule(estimator_name: str) -> bool:
   """Whether the estimator's `apply` takes a temperature (so it is annealed)."""
   return 'temperature' in gumbel.get_estimator(estimator_name).hparams
@@ -186,7 +178,7 @@ def estimator_hparams(config, num_train: int, step):
   hparams = dict(config.estimator.hparams)
   declared = gumbel.get_estimator(config.estimator.name).hparams
   if 'temperature' in declared:
-    hparams['temperature'] = temperature_schedule(config)(step)
+    hparams['temperature'] = temperature.create_temperature_schedule(config.temperature)(step)
   if 'slope' in declared:
     s = config.estimator.slope
     epochs = step * config.batch_size / num_train
@@ -271,9 +263,6 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
             relaxed_temperature: Optional[float] = None):
   """The evaluation function of `config.model`, the same for every estimator.
 
-  Its compilations are shared between groups through the task's `eval_key`
-  (`model_key` and these arguments), not by caching this function.
-
   Metrics per example, all of the discrete model: `nll`, the m-sample bound
   -log (1/m) sum_i w_i (m = `num_samples`; SBN: w = p(x_l | h_i), h ~ p(h |
   x_u); VAE: w = p(x, z_i) / q(z_i | x)); the VAE's `neg_elbo` with one
@@ -346,12 +335,6 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
   return sbn_eval if task == 'sbn' else vae_eval
 
 
-def model_key(config) -> tuple:
-  """What determines the model's shapes and evaluation (not the estimator)."""
-  m = config.model
-  return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), m.activation)
-
-
 # ----------------------------------------------------------------------------
 # The task.
 # ----------------------------------------------------------------------------
@@ -378,9 +361,10 @@ def create_task(config: ml_collections.ConfigDict,
                                          config.eval.num_examples)
   surrogate_fn = sbn_surrogate if config.model.task == 'sbn' else vae_surrogate
   kwargs = dict(config=config, nets=nets, layers=layers)
+  schedule = temperature.create_temperature_schedule(config.temperature)
   relaxed_temperature = None
   if estimator.relaxed:  # Its training objective at the final temperature, for the gap.
-    relaxed_temperature = (float(temperature_schedule(config)(config.num_train_steps))
+    relaxed_temperature = (float(schedule(config.num_train_steps))
                            if follows_schedule(config.estimator.name) else 1.0)
 
   def init(key):
@@ -432,9 +416,7 @@ def create_task(config: ml_collections.ConfigDict,
   return training.Task(
       init=init,
       loss=loss,
-      sample_batch=functools.partial(
-          input_pipeline.sample_batch, batch_size=config.batch_size,
-          binarization=config.data.binarization),
+      sample_batch=input_pipeline.batch_sampler(config),
       data=data.train,
       eval_batch={
           'valid': eval_fn(config, config.eval.valid_num_samples, config.eval.sample_chunk,
@@ -446,12 +428,7 @@ def create_task(config: ml_collections.ConfigDict,
       grad_variance=grad_variance if config.grad_var_every else None,
       grad_var_batch=grad_var_batch,
       main_metric='nll_bound' if config.model.task == 'sbn' else 'neg_elbo',
-      info={'data': f'{data.source}:{data.name}', 'num_train': num_train},
-      # What the compiled programs depend on: every estimator of a model shares its
-      # evaluation; training programs are shared by identical configs only.
-      program_key=('estimator_comparison', training.config_key(config), num_train),
-      eval_key=('estimator_comparison', model_key(config), config.eval.valid_num_samples,
-                config.eval.num_samples, config.eval.sample_chunk, relaxed_temperature))
+      info={'data': f'{data.source}:{data.name}', 'num_train': num_train})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from gumbel import objectives
 from experiments import input_pipeline
 from experiments import models
 from experiments import pictures
+from experiments import temperature
 from experiments import training
 
 LABELS = ('true', 'random')
@@ -94,21 +95,6 @@ def conditional_elbo(params, *, model, h, x, y, eps):
   log_likelihood = objectives.bernoulli_log_likelihood(
       logits=x_logits, targets=jnp.broadcast_to(x, x_logits.shape))
   return log_likelihood - gaussian_kl(mean, log_std)
-
-
-def labelled_elbo(params, *, model, x, y, eps):
-  """ELBO(x, y) = log p(x|y,z) + log p(y) - KL(q(z|x,y) || p(z)): [B].
-
-  Args:
-    params: M2 parameters.
-    model: the `models.M2` module.
-    x: binary images, [B, 784].
-    y: one-hot classes, [B, K].
-    eps: standard normal noise, [B, z_dim].
-  """
-  h = model.apply(params, x, method='encode_x')
-  log_prior_y = -math.log(model.num_classes)  # Uniform p(y).
-  return conditional_elbo(params, model=model, h=h, x=x, y=y, eps=eps) + log_prior_y
 
 
 def marginal_elbo(params, *, model, logits_y, h, x, eps):
@@ -271,8 +257,8 @@ def create_model(config: ml_collections.ConfigDict) -> models.M2:
   """The M2 nets of `config.model`."""
   m = config.model
   return models.M2(num_classes=m.num_classes, z_dim=m.z_dim,
-                     encoder_features=tuple(m.encoder_features), hidden=m.hidden,
-                     decoder_features=tuple(m.decoder_features))
+                   encoder_features=tuple(m.encoder_features), hidden=m.hidden,
+                   decoder_features=tuple(m.decoder_features))
 
 
 def load_labelled_data(config: ml_collections.ConfigDict,
@@ -319,9 +305,7 @@ def make_loss(config: ml_collections.ConfigDict, model: models.M2, *, num_train:
     num_labelled: N_l.
   """
   k = model.num_classes
-  schedule = gumbel.exponential_temperature(
-      config.temperature.tau0, config.temperature.rate, config.temperature.tau_min,
-      config.temperature.interval)
+  schedule = temperature.create_temperature_schedule(config.temperature)
   unlabelled_elbo = functools.partial(Y_MODES[config.model.y_mode], model=model)
   weight_u, weight_l = (num_train - num_labelled) / num_train, num_labelled / num_train
 
@@ -371,7 +355,7 @@ def create_task(config: ml_collections.ConfigDict,
   def init(key):
     key_params, key_labelled = jax.random.split(key)
     params = models.init_lecun_normal(model, key_params, jnp.zeros((1, 784)),
-                                        jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
+                                      jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
     labelled = select_labelled(key_labelled, train_labels, num_classes=k, per_class=per_class)
     return params, {'labelled_index': labelled}
 
@@ -401,12 +385,7 @@ def create_task(config: ml_collections.ConfigDict,
       eval_data=eval_data,
       finalize=finalize,
       info={'data': f'{data.source}:{data.name}', 'num_train': num_train,
-            'num_labelled': num_labelled, 'labels': config.data.labels},
-      # The loss closes over the config's values and the data's size; the
-      # evaluation only over the networks, so every group of Table 2 with the
-      # same networks (all modes and alphas) shares one compiled evaluation.
-      program_key=('ssl', training.config_key(config), num_train),
-      eval_key=('ssl', model))
+            'num_labelled': num_labelled, 'labels': config.data.labels})
 
 
 def make_eval_batch(model: models.M2):

@@ -182,7 +182,7 @@ def test_every_estimator_trains_a_step(model, name):
   config.data.source = 'embedded'
   task = ec.create_task(config)
   params, states = task.init(jax.random.key(0))
-  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
   grad_fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)
   (loss, (metrics, new_states)), grads = grad_fn(params, states, x, jax.random.key(2), 0)
   assert np.isfinite(float(loss)) and metrics['nll_bound'] == loss
@@ -197,7 +197,7 @@ def test_vae_estimators_and_vimco_objective():
     config = _config('vae_cat', name)
     task = ec.create_task(config)
     params, states = task.init(jax.random.key(0))
-    x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+    x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
     (loss, (metrics, _)), grads = jax.jit(
         jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)(
             params, states, x, jax.random.key(2), 0)
@@ -221,7 +221,7 @@ def test_normalized_sf_vae_loss_is_the_one_sample_elbo_with_q_through_its_score(
   config = _config('vae_cat', 'sf')
   task = ec.create_task(config)
   params, states = task.init(jax.random.key(0))
-  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
   nets, layers = ec.create_networks(config)
   layer = layers[0]
   loss, (metrics, _) = task.loss(params, states, x, jax.random.key(2), 0)
