@@ -40,6 +40,7 @@ from configs import estimator_comparison as table_config
 from experiments import estimator_comparison
 from experiments import evaluation
 from experiments import launcher
+from experiments import metric_writer
 from experiments import preemption
 from experiments import programs
 from experiments import progress
@@ -47,7 +48,6 @@ from experiments import run_files
 from experiments import sweep
 from experiments import training
 import gumbel
-from scripts import plot_runs
 from scripts import tables
 
 ROWS = ('sbn_bern', 'sbn_cat', 'vae_bern', 'vae_cat')
@@ -158,7 +158,7 @@ def run_seconds(workdir: str) -> float:
   if not os.path.exists(path):
     return float('nan')
   seconds, previous = 0.0, 0
-  for record in plot_runs.read_metrics(workdir):  # Cut lines are skipped, with a warning.
+  for record in metric_writer.read_metrics(workdir):  # Cut lines are dropped, with a warning.
     if record.get('steps_per_sec'):
       seconds += (record['step'] - previous) / record['steps_per_sec']
       previous = record['step']
