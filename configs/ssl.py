@@ -96,7 +96,7 @@ def get_config(arg=None):
   config.data.labels = 'true'  # true | random (K random classes, for timing)
   config.data.num_labelled_per_class = 10
 
-  # Model: M2 with the nets of gumbel.networks.M2.
+  # Model: M2 with the nets of experiments.models.M2.
   config.model = ml_collections.ConfigDict()
   config.model.y_mode = args['mode']  # marginalize | gumbel | st_gumbel
   config.model.num_classes = args['classes']

@@ -39,9 +39,8 @@ References:
     Networks. ICLR 2017, arXiv:1609.01704 (annealed_st's slope schedule).
 """
 
-import functools
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -49,10 +48,11 @@ import ml_collections
 import numpy as np
 
 import gumbel
-from gumbel import networks
+from gumbel import kinds
 from gumbel import objectives
-from gumbel.estimators import _common
 from experiments import input_pipeline
+from experiments import models
+from experiments import temperature
 from experiments import training
 
 TASKS = ('sbn', 'vae')
@@ -68,7 +68,7 @@ class Layer:
 
   def __init__(self, latent: str, num_vars: int, num_classes: int):
     self.kind = latent
-    self.ops = _common.KIND_OPS[latent]
+    self.ops = kinds.KIND_OPS[latent]
     self.num_vars = num_vars
     self.num_classes = num_classes if latent == 'categorical' else 1
     self.event_shape = self.ops.event_shape(num_vars, num_classes)  # [D] or [D, K]
@@ -119,7 +119,7 @@ def check_config(config: ml_collections.ConfigDict):
 
 
 def _mlp(hidden, out, activation):
-  return networks.MLP(tuple(hidden) + (out,), activation)
+  return models.MLP(tuple(hidden) + (out,), activation)
 
 
 def create_networks(config) -> tuple[dict, list[Layer]]:
@@ -154,14 +154,6 @@ def prior_logits(params, layer: Layer) -> jax.Array:
   if 'prior' in params:
     return params['prior']
   return jnp.zeros(layer.event_shape)
-
-
-def temperature_schedule(config) -> Callable:
-  """`step -> tau` of `config.temperature` (every estimator with a `temperature`)."""
-  t = config.temperature
-  if t.schedule == 'exponential':
-    return gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
-  return gumbel.constant_temperature(t.tau0)
 
 
 def follows_schedule(estimator_name: str) -> bool:
@@ -201,8 +193,8 @@ def slope_schedule(config, num_train: int) -> Callable:
   if s.schedule == 'chung':
     return lambda step: jnp.minimum(s.max, 1.0 + s.rate * (step * config.batch_size / num_train))
   if s.schedule == 'inverse_temperature':
-    temperature = temperature_schedule(config)
-    return lambda step: 1.0 / temperature(step)
+    tau = temperature.create_temperature_schedule(config.temperature)
+    return lambda step: 1.0 / tau(step)
   raise ValueError(f'Unknown estimator.slope.schedule={s.schedule!r}; allowed: '
                    f'{SLOPE_SCHEDULES}.')
 
@@ -212,7 +204,7 @@ def estimator_hparams(config, num_train: int, step):
   hparams = dict(config.estimator.hparams)
   declared = gumbel.get_estimator(config.estimator.name).hparams
   if 'temperature' in declared:
-    hparams['temperature'] = temperature_schedule(config)(step)
+    hparams['temperature'] = temperature.create_temperature_schedule(config.temperature)(step)
   if 'slope' in declared:
     hparams['slope'] = slope_schedule(config, num_train)(step)
   return hparams
@@ -301,9 +293,6 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
             relaxed_temperature: Optional[float] = None, slope: Optional[float] = None):
   """The evaluation function of `config.model`, the same for every estimator.
 
-  Its compilations are shared between groups through the task's `eval_key`
-  (`model_key` and these arguments), not by caching this function.
-
   Metrics per example, all of the discrete model: `nll`, the m-sample bound
   -log (1/m) sum_i w_i (m = `num_samples`; SBN: w = p(x_l | h_i), h ~ p(h |
   x_u); VAE: w = p(x, z_i) / q(z_i | x)); the VAE's `neg_elbo` with one
@@ -377,13 +366,6 @@ def eval_fn(config: ml_collections.ConfigDict, num_samples: int, sample_chunk: i
   return sbn_eval if task == 'sbn' else vae_eval
 
 
-def model_key(config) -> tuple:
-  """What determines the model's shapes and evaluation (not the estimator)."""
-  m = config.model
-  return (m.task, m.latent, m.num_vars, m.num_classes, tuple(m.hidden), tuple(m.decoder_hidden),
-          m.activation)
-
-
 # ----------------------------------------------------------------------------
 # The task.
 # ----------------------------------------------------------------------------
@@ -410,9 +392,10 @@ def create_task(config: ml_collections.ConfigDict,
                                          config.eval.num_examples)
   surrogate_fn = sbn_surrogate if config.model.task == 'sbn' else vae_surrogate
   kwargs = dict(config=config, nets=nets, layers=layers)
+  schedule = temperature.create_temperature_schedule(config.temperature)
   relaxed_temperature = None
   if estimator.relaxed:  # Its training objective at the final temperature, for the gap.
-    relaxed_temperature = (float(temperature_schedule(config)(config.num_train_steps))
+    relaxed_temperature = (float(schedule(config.num_train_steps))
                            if follows_schedule(config.estimator.name) else 1.0)
   final_slope = None  # annealed_st: its units at the final slope.
   if 'slope' in estimator.hparams:
@@ -467,9 +450,7 @@ def create_task(config: ml_collections.ConfigDict,
   return training.Task(
       init=init,
       loss=loss,
-      sample_batch=functools.partial(
-          input_pipeline.sample_batch, batch_size=config.batch_size,
-          binarization=config.data.binarization),
+      sample_batch=input_pipeline.batch_sampler(config),
       data=data.train,
       eval_batch={
           'valid': eval_fn(config, config.eval.valid_num_samples, config.eval.sample_chunk,
@@ -481,13 +462,7 @@ def create_task(config: ml_collections.ConfigDict,
       grad_variance=grad_variance if config.grad_var_every else None,
       grad_var_batch=grad_var_batch,
       main_metric='nll_bound' if config.model.task == 'sbn' else 'neg_elbo',
-      info={'data': f'{data.source}:{data.name}', 'num_train': num_train},
-      # What the compiled programs depend on: every estimator of a model shares its
-      # evaluation; training programs are shared by identical configs only.
-      program_key=('estimator_comparison', training.config_key(config), num_train),
-      eval_key=('estimator_comparison', model_key(config), config.eval.valid_num_samples,
-                config.eval.num_samples, config.eval.sample_chunk, relaxed_temperature,
-                final_slope))
+      info={'data': f'{data.source}:{data.name}', 'num_train': num_train})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

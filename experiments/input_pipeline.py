@@ -17,7 +17,7 @@ import functools
 import gzip
 import os
 import zlib
-from typing import Optional
+from typing import Callable, Optional
 
 from absl import logging
 import jax
@@ -456,18 +456,30 @@ def load_dataset(data_config) -> Dataset:
 _EVAL_BINARIZATION_SEEDS = {'test': 1, 'valid': 2}
 
 
-def sample_batch(images, key, *, batch_size: int, binarization: str):
+def batch_sampler(config) -> Callable:
+  """`training.Task.sample_batch` of a config: `sample_batch` with `config.batch_size`
+  and `config.data.binarization` bound."""
+  return functools.partial(sample_batch, batch_size=config.batch_size,
+                           binarization=config.data.binarization)
+
+
+def sample_batch(images, key, extra, *, batch_size: int, binarization: str):
   """Draws a batch uniformly with replacement, binarized if dynamic (jittable).
+
+  A `training.Task.sample_batch` once `batch_size` and `binarization` are
+  bound (`batch_sampler`).
 
   Args:
     images: `[N, D]` images in [0, 1] on the device.
     key: a PRNG key.
+    extra: the member's state (unused: every member draws from all images).
     batch_size: B.
     binarization: 'dynamic' draws x ~ Bernoulli(images); otherwise as stored.
 
   Returns:
     `[B, D]` float32 images.
   """
+  del extra
   key_index, key_binarize = jax.random.split(key)
   index = jax.random.randint(key_index, (batch_size,), 0, images.shape[0])
   x = images[index]  # [B, D]

@@ -17,8 +17,7 @@ checkpoint at that step, and the same command resumes it (a sweep does not
 start its next group). Errors exit with 1.
 """
 
-import importlib
-import importlib.util
+import os
 import sys
 
 from absl import app
@@ -27,9 +26,11 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from experiments import launcher
 from experiments import preemption
+from experiments import progress
+from experiments import registry
 from experiments import sweep
-from experiments import training
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 config_flags.DEFINE_config_file(
@@ -39,7 +40,7 @@ _SWEEP = flags.DEFINE_bool(
 _SHARD = flags.DEFINE_string('shard', '0/1', 'With --sweep: run slice i of n of the grid.')
 _WORKERS = flags.DEFINE_integer(
     'workers', 1, 'With --sweep: local worker processes sharing the grid as a work queue '
-    '(0: one per CPU core on a CPU, sweep.num_workers).')
+    '(0: one per CPU core on a CPU, launcher.num_workers).')
 _MAX_GROUP_SIZE = flags.DEFINE_integer(
     'max_group_size', 0, 'With --sweep: members per compiled program at most (0: no limit; '
     '-1: one on a CPU, sweep.resolve_group_size).')
@@ -47,11 +48,16 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def _config_module(spec: str):
-  """The module of a 'configs/x.py:arg' flag value, and its argument."""
+  """The module that --config loaded ('configs/x.py:arg'), and its argument.
+
+  The module config_flags loaded to build the config (it keeps it in
+  `sys.modules` as '<flag name>_config'), not a second load of the file.
+  """
   path, _, arg = spec.partition(':')
-  loader_spec = importlib.util.spec_from_file_location('sweep_config', path)
-  module = importlib.util.module_from_spec(loader_spec)
-  loader_spec.loader.exec_module(module)
+  module = sys.modules.get('config_config')
+  if module is None or os.path.realpath(module.__file__) != os.path.realpath(path):
+    raise RuntimeError(f'The module of --config={spec} is not the one config_flags loaded; '
+                       'ml_collections may have changed how it loads config files.')
   return module, arg or None
 
 
@@ -65,10 +71,13 @@ def main(argv):
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  training.quiet_orbax_logs()
+  progress.quiet_orbax_logs()
   logging.info('JAX devices: %s', jax.devices())
   config = flags.FLAGS.config
-  experiment = importlib.import_module(f'experiments.{config.experiment}')
+  try:
+    experiment = registry.get_experiment(config.experiment)
+  except ValueError as e:
+    raise app.UsageError(f'--config: {e}') from None
   if not _SWEEP.value:
     if _SHARD.value != '0/1' or _WORKERS.value != 1 or _MAX_GROUP_SIZE.value:
       raise app.UsageError('--shard, --workers and --max_group_size need --sweep.')
@@ -77,10 +86,9 @@ def _main(argv):
   module, arg = _config_module(flags.FLAGS['config'].config_filename)
   if not hasattr(module, 'get_hyper'):
     raise app.UsageError(f'{flags.FLAGS["config"].config_filename} declares no get_hyper sweep.')
-  members = sweep.expand(config, module.get_hyper(sweep, arg), _WORKDIR.value,
-                         experiment.create_task)
-  sweep.launch(members, workers=_WORKERS.value, shard_spec=_SHARD.value,
-               max_group_size=_MAX_GROUP_SIZE.value, log_dir=_WORKDIR.value)
+  members = sweep.expand(config, module.get_hyper(sweep, arg), _WORKDIR.value)
+  launcher.launch(members, workers=_WORKERS.value, shard_spec=_SHARD.value,
+                  max_group_size=_MAX_GROUP_SIZE.value, log_dir=_WORKDIR.value)
 
 
 if __name__ == '__main__':

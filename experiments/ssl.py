@@ -2,7 +2,7 @@
 
 Kingma et al.'s (2014) M2 on MNIST with few labels: p(y) uniform over K
 classes, p(z) = N(0, I), p(x|y,z) Bernoulli pixels; q(y|x) classifies and
-q(z|x,y) encodes (`gumbel.networks.M2`: the conv nets of [GS] 4.3). Per
+q(z|x,y) encodes (`gumbel.models.M2`: the conv nets of [GS] 4.3). Per
 example, with one reparameterized z ~ q(z|x,y):
 
   labelled   ELBO(x, y) = log p(x|y,z) + log p(y) - KL(q(z|x,y) || p(z))
@@ -51,10 +51,11 @@ import ml_collections
 import numpy as np
 
 import gumbel
-from gumbel import networks
 from gumbel import objectives
 from experiments import input_pipeline
+from experiments import models
 from experiments import pictures
+from experiments import temperature
 from experiments import training
 
 LABELS = ('true', 'random')
@@ -78,7 +79,7 @@ def conditional_elbo(params, *, model, h, x, y, eps):
 
   Args:
     params: M2 parameters.
-    model: the `networks.M2` module.
+    model: the `models.M2` module.
     h: `model.encode_x(x)`, [..., hidden], broadcasting against `y`.
     x: binary images, [..., 784], broadcasting against `y`.
     y: one-hot or relaxed classes, [..., K].
@@ -96,21 +97,6 @@ def conditional_elbo(params, *, model, h, x, y, eps):
   return log_likelihood - gaussian_kl(mean, log_std)
 
 
-def labelled_elbo(params, *, model, x, y, eps):
-  """ELBO(x, y) = log p(x|y,z) + log p(y) - KL(q(z|x,y) || p(z)): [B].
-
-  Args:
-    params: M2 parameters.
-    model: the `networks.M2` module.
-    x: binary images, [B, 784].
-    y: one-hot classes, [B, K].
-    eps: standard normal noise, [B, z_dim].
-  """
-  h = model.apply(params, x, method='encode_x')
-  log_prior_y = -math.log(model.num_classes)  # Uniform p(y).
-  return conditional_elbo(params, model=model, h=h, x=x, y=y, eps=eps) + log_prior_y
-
-
 def marginal_elbo(params, *, model, logits_y, h, x, eps):
   """sum_y q(y|x) ELBO(x, y) + H(q(y|x)), the sum over all K classes: [B].
 
@@ -120,7 +106,7 @@ def marginal_elbo(params, *, model, logits_y, h, x, eps):
 
   Args:
     params: M2 parameters.
-    model: the `networks.M2` module.
+    model: the `models.M2` module.
     logits_y: logits of q(y|x), [B, K].
     h: `model.encode_x(x)`, [B, hidden].
     x: binary images, [B, 784].
@@ -147,7 +133,7 @@ def sampled_elbo(params, key, *, model, logits_y, h, x, eps, tau, hard):
   Args:
     params: M2 parameters.
     key: a PRNG key for the Gumbel noise.
-    model: the `networks.M2` module.
+    model: the `models.M2` module.
     logits_y: logits of q(y|x), [B, K].
     h: `model.encode_x(x)`, [B, hidden].
     x: binary images, [B, 784].
@@ -267,12 +253,12 @@ def check_config(config: ml_collections.ConfigDict):
       raise ValueError(f'{name}={config[name]!r}; allowed: an int >= 1.')
 
 
-def create_model(config: ml_collections.ConfigDict) -> networks.M2:
+def create_model(config: ml_collections.ConfigDict) -> models.M2:
   """The M2 nets of `config.model`."""
   m = config.model
-  return networks.M2(num_classes=m.num_classes, z_dim=m.z_dim,
-                     encoder_features=tuple(m.encoder_features), hidden=m.hidden,
-                     decoder_features=tuple(m.decoder_features))
+  return models.M2(num_classes=m.num_classes, z_dim=m.z_dim,
+                   encoder_features=tuple(m.encoder_features), hidden=m.hidden,
+                   decoder_features=tuple(m.decoder_features))
 
 
 def load_labelled_data(config: ml_collections.ConfigDict,
@@ -308,20 +294,18 @@ def load_labelled_data(config: ml_collections.ConfigDict,
   return data, labels
 
 
-def make_loss(config: ml_collections.ConfigDict, model: networks.M2, *, num_train: int,
+def make_loss(config: ml_collections.ConfigDict, model: models.M2, *, num_train: int,
               num_labelled: int):
   """`loss(params, extra, (x_u, x_l, y_l), key, step) -> (J^alpha, (metrics, extra))`.
 
   Args:
     config: the experiment config (y_mode, alpha, the temperature schedule).
-    model: the `networks.M2` module.
+    model: the `models.M2` module.
     num_train: N_u + N_l, the training images.
     num_labelled: N_l.
   """
   k = model.num_classes
-  schedule = gumbel.exponential_temperature(
-      config.temperature.tau0, config.temperature.rate, config.temperature.tau_min,
-      config.temperature.interval)
+  schedule = temperature.create_temperature_schedule(config.temperature)
   unlabelled_elbo = functools.partial(Y_MODES[config.model.y_mode], model=model)
   weight_u, weight_l = (num_train - num_labelled) / num_train, num_labelled / num_train
 
@@ -370,8 +354,8 @@ def create_task(config: ml_collections.ConfigDict,
 
   def init(key):
     key_params, key_labelled = jax.random.split(key)
-    params = networks.init_lecun_normal(model, key_params, jnp.zeros((1, 784)),
-                                        jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
+    params = models.init_lecun_normal(model, key_params, jnp.zeros((1, 784)),
+                                      jnp.zeros((1, k)), jnp.zeros((1, config.model.z_dim)))
     labelled = select_labelled(key_labelled, train_labels, num_classes=k, per_class=per_class)
     return params, {'labelled_index': labelled}
 
@@ -401,15 +385,10 @@ def create_task(config: ml_collections.ConfigDict,
       eval_data=eval_data,
       finalize=finalize,
       info={'data': f'{data.source}:{data.name}', 'num_train': num_train,
-            'num_labelled': num_labelled, 'labels': config.data.labels},
-      # The loss closes over the config's values and the data's size; the
-      # evaluation only over the networks, so every group of Table 2 with the
-      # same networks (all modes and alphas) shares one compiled evaluation.
-      program_key=('ssl', training.config_key(config), num_train),
-      eval_key=('ssl', model))
+            'num_labelled': num_labelled, 'labels': config.data.labels})
 
 
-def make_eval_batch(model: networks.M2):
+def make_eval_batch(model: models.M2):
   """`eval_batch(params, extra, batch, key) -> {name: [B]}`: it depends on `model` only."""
 
   def eval_batch(params, extra, batch, key):

@@ -5,9 +5,10 @@ batch sampling, evaluation) and its data. `run` trains a group of runs that
 differ only in `MEMBER_FIELDS` (seed, learning rate) as one compiled program:
 the state of every member carries a leading member axis, the training step is
 `jax.vmap`ed over it, and with several devices that axis is sharded across
-them with `jax.sharding`. A single run is a group of one.
+them with `jax.sharding` (`experiments/members.py`). A single run is a group
+of one.
 
-`run` checks the configs, skips the members that are finished
+`run` checks the configs (`experiments/loop_config.py`), skips the members that are finished
 (`run_files.is_finished`), creates the task and then runs three parts, each
 public (benchmarks time the loop's own program from the loop's own start):
 
@@ -16,17 +17,19 @@ public (benchmarks time the loop's own program from the loop's own start):
   newest checkpoint that every member can restore, writes `config.json` and
   places the stacked state on the devices: a `Group`.
 * `train`: chunks of `config.log_every` steps, each one compiled call
-  (`make_train_chunk`); between chunks the NaN guard (`check_finite`),
-  metrics lines, a progress line with the ETA (`eta_seconds`), checkpoints,
+  (`programs.make_train_chunk`); between chunks the NaN guard
+  (`check_finite`), metrics lines, a progress line with the ETA
+  (`experiments/progress.py`), checkpoints,
   and at SIGTERM or SIGINT a checkpoint of every member at the step reached
   and `preemption.Preempted` (see `experiments/preemption.py`). A host
   callback inside a chunk prints progress at least every `PROGRESS_SECONDS`
   during long calls.
-* `finish`: every split of the evaluation data (`evaluate`), the last
-  metrics line, `result.json` and the task's `finalize`.
+* `finish`: every split of the evaluation data
+  (`experiments/evaluation.py`), the last metrics line, `result.json` and
+  the task's `finalize`.
 
-Groups share compiled programs only where their tasks say they may
-(`Task.program_key`, `Task.eval_key`).
+Groups made by `run` from the same `create_task` and configs that agree but
+in `MEMBER_FIELDS` share compiled programs (`programs.program_key`).
 
 Every member is the run you would get alone: its keys come from its own seed
 (`fold_in(loop_key, step)` per step), its learning rate is data in its
@@ -38,47 +41,32 @@ and, once trained and evaluated, `result.json` (the run folder's files are
 trained again; the others resume from their newest checkpoint that restores.
 """
 
-import collections
 import dataclasses
-import functools
-import inspect
 import json
-import logging as std_logging
 import os
 import time
-from typing import Any, Callable, Hashable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from experiments import checkpointing
+from experiments import evaluation
+from experiments import loop_config
+from experiments import members
 from experiments import metric_writer
+from experiments import optimizer
 from experiments import preemption
+from experiments import programs
+from experiments import progress
 from experiments import run_files
 
 PyTree = Any
-# Fields in which the members of one compiled group may differ: data, not code.
-MEMBER_FIELDS = ('seed', 'optimizer.learning_rate')
-OPTIMIZERS = ('adam', 'sgd')
-NONFINITE_POLICIES = ('raise', 'mark')
-# config.step_loop: the chunk's steps in one lax.scan, or one compiled step per
-# host iteration ('auto': host on CPU, where XLA runs convolutions inside a
-# loop body 5-15x slower, jax-ml/jax#12868; scan elsewhere).
-STEP_LOOPS = ('scan', 'host', 'auto')
-PROGRESS_SECONDS = 15.0
 # What each member's seed is split into (`init_members`).
 KEY_USES = ('init', 'loop', 'eval', 'grad_var')
-
-# The run folder's files, kept here under their old names for callers of this module.
-RESULT_FILE = run_files.RESULT_FILE
-read_result = run_files.read_result
-is_finished = run_files.is_finished
-is_finished_result = run_files.is_finished_result
-provenance = run_files.provenance
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,14 +86,11 @@ class Task:
       progress lines show.
     sample_batch: `sample_batch(data, key, extra) -> batch`, a training batch
       drawn from `data` on the device; `extra` is the member's state before
-      the step (e.g. which examples are its labelled ones). A function of
-      `(data, key)` alone is accepted too: it is adapted to take (and ignore)
-      `extra`.
+      the step (e.g. which examples are its labelled ones).
     data: the training data, a pytree of arrays.
     eval_batch: `{split: eval_batch(params, extra, batch, key) -> {name: [B]}}`,
       per-example metrics of one evaluation batch (a slice of
-      `eval_data[split]`). A single function is accepted too: it becomes the
-      function of every split.
+      `eval_data[split]`), one function per split of `eval_data`.
     eval_data: `{split: pytree of arrays with a leading example axis}`, e.g.
       the validation and test images, already binarized.
     grad_variance: optional `(params, extra, batch, key, step) ->
@@ -116,18 +101,6 @@ class Task:
       after evaluation, e.g. to save pictures (unbatched member values).
     main_metric: the training metric that progress lines show.
     info: facts recorded in every member's result (e.g. which data was used).
-    program_key: hashable, or None: what determines the compiled training
-      programs (`loss`, `sample_batch`, `grad_variance`, `main_metric`)
-      besides the shapes of their inputs, which the loop handles itself (as
-      it does the optimizer, the member count and the step loop). Groups
-      whose tasks have the same key train with one compilation (the first
-      task's functions); None (the default): nothing is shared. A key that
-      misses something the functions close over (a hyperparameter, the data
-      size) gives wrong numbers, so build it from the config (`config_key`).
-    eval_key: the same for the evaluation functions (`eval_batch`), which
-      often depend on less (the model, not the estimator or the loss
-      weights). None (the default): shared only where `eval_batch` holds
-      the very same function objects (`jit_over_members`).
   """
   init: Callable[[jax.Array], tuple[PyTree, PyTree]]
   loss: Callable[..., tuple[jax.Array, tuple[dict, PyTree]]]
@@ -140,435 +113,14 @@ class Task:
   finalize: Optional[Callable[..., None]] = None
   main_metric: str = 'neg_elbo'
   info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  program_key: Optional[Hashable] = None
-  eval_key: Optional[Hashable] = None
 
   def __post_init__(self):
-    if not isinstance(self.eval_batch, Mapping):  # One function for every split.
-      object.__setattr__(self, 'eval_batch', {split: self.eval_batch for split in self.eval_data})
+    if not isinstance(self.eval_batch, Mapping):
+      raise TypeError(f'Task.eval_batch must map each split of eval_data to its function, '
+                      f'got {self.eval_batch!r}.')
     missing = [split for split in self.eval_data if split not in self.eval_batch]
     if missing:
       raise ValueError(f'Task.eval_batch has no function for the eval_data splits {missing}.')
-    if not _takes_member_state(self.sample_batch):
-      object.__setattr__(self, 'sample_batch', _ignoring_member_state(self.sample_batch))
-    for name in ('program_key', 'eval_key'):
-      try:
-        hash(getattr(self, name))
-      except TypeError as e:
-        raise TypeError(f'Task.{name} must be hashable, got {getattr(self, name)!r}.') from e
-
-
-def _takes_member_state(fn: Callable) -> bool:
-  """Whether `fn` can be called as `fn(data, key, extra)`."""
-  try:
-    signature = inspect.signature(fn)
-  except (TypeError, ValueError):  # No signature to read: take the documented one.
-    return True
-  try:
-    signature.bind(None, None, None)
-  except TypeError:
-    return False
-  return True
-
-
-def _ignoring_member_state(sample_batch: Callable) -> Callable:
-  """`sample_batch(data, key)` as `(data, key, extra=None) -> batch`."""
-
-  def sample(data, key, extra=None):
-    del extra
-    return sample_batch(data, key)
-
-  return sample
-
-
-def quiet_orbax_logs():
-  """Drops orbax's per-save INFO lines, which would drown the progress lines."""
-  logging.get_absl_logger().addFilter(
-      lambda record: record.levelno >= std_logging.WARNING or 'orbax' not in record.pathname)
-
-
-# ----------------------------------------------------------------------------
-# Configuration.
-# ----------------------------------------------------------------------------
-
-
-def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """The optimizer of `config.optimizer`, its learning rate as data.
-
-  `name` is 'adam' or 'sgd' (with `momentum`, 0 for none); an optional
-  staircase decay multiplies the learning rate by `decay_rate` every
-  `decay_steps` steps. The learning rate itself lives in the optimizer state
-  (`inject_hyperparams`), so members of a sweep that differ only in it share
-  one compiled program.
-
-  Args:
-    config: the experiment config.
-
-  Returns:
-    An optax transformation.
-  """
-  o = config.optimizer
-  if o.name not in OPTIMIZERS:
-    raise ValueError(f'Unknown optimizer.name={o.name!r}; allowed: {OPTIMIZERS}.')
-  if not o.learning_rate > 0:
-    raise ValueError(f'optimizer.learning_rate must be > 0, got {o.learning_rate!r}.')
-  parts = []
-  if o.name == 'adam':
-    parts.append(optax.scale_by_adam())
-  elif o.get('momentum', 0.0):
-    parts.append(optax.trace(decay=o.momentum))
-  if o.get('decay_steps', 0):
-    parts.append(optax.scale_by_schedule(optax.exponential_decay(
-        1.0, o.decay_steps, o.decay_rate, staircase=True)))
-  parts.append(optax.inject_hyperparams(optax.scale_by_learning_rate)(
-      learning_rate=o.learning_rate))
-  return optax.chain(*parts)
-
-
-def flatten_config(config: ml_collections.ConfigDict) -> dict:
-  """`{'optimizer.learning_rate': 0.001, ...}`: every leaf of `config` by its dotted name."""
-  out = {}
-
-  def visit(prefix, value):
-    if isinstance(value, Mapping):
-      for k, v in value.items():
-        visit(f'{prefix}{k}.', v)
-    else:
-      out[prefix[:-1]] = value
-
-  visit('', config.to_dict())
-  return out
-
-
-def check_group(configs: Sequence[ml_collections.ConfigDict]):
-  """Raises unless the configs differ only in `MEMBER_FIELDS`."""
-  first = flatten_config(configs[0])
-  for config in configs[1:]:
-    other = flatten_config(config)
-    for key in sorted(set(first) | set(other)):
-      if key not in MEMBER_FIELDS and first.get(key) != other.get(key):
-        raise ValueError(
-            f'Members of one compiled group may differ only in {MEMBER_FIELDS}; '
-            f'they differ in {key!r} ({first.get(key)!r} vs {other.get(key)!r}).')
-
-
-def check_loop_config(config: ml_collections.ConfigDict):
-  """Checks the fields the loop reads; errors name the field and the value."""
-  for name in ('num_train_steps', 'log_every', 'checkpoint_every'):
-    if config[name] < 1:
-      raise ValueError(f'{name} must be >= 1, got {config[name]}.')
-  if config.checkpoint_every % config.log_every:
-    raise ValueError(
-        f'checkpoint_every={config.checkpoint_every} must be a multiple of '
-        f'log_every={config.log_every} (checkpoints are written between compiled chunks).')
-  if config.get('step_loop', 'scan') not in STEP_LOOPS:
-    raise ValueError(f'step_loop={config.step_loop!r}; allowed: {STEP_LOOPS}.')
-  every = config.get('grad_var_every', 0)
-  if every < 0 or every % config.log_every:
-    raise ValueError(f'grad_var_every={every} must be 0 (off) or a positive multiple '
-                     f'of log_every={config.log_every}.')
-
-
-def check_run(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
-              on_nonfinite: str):
-  """Checks the arguments of `run`: one workdir per config, one group, the loop's fields."""
-  if on_nonfinite not in NONFINITE_POLICIES:
-    raise ValueError(f'on_nonfinite={on_nonfinite!r}; allowed: {NONFINITE_POLICIES}.')
-  if len(configs) != len(workdirs) or not configs:
-    raise ValueError(f'Need one workdir per config, got {len(configs)} configs and '
-                     f'{len(workdirs)} workdirs.')
-  check_group(configs)
-  for config in configs:
-    check_loop_config(config)
-
-
-def config_key(config: ml_collections.ConfigDict) -> tuple:
-  """`config` without `MEMBER_FIELDS`, hashable: the same for every member of a group.
-
-  What a task's `program_key` can be built from (with whatever else its
-  functions close over, e.g. the size of the data).
-  """
-  return tuple(sorted((k, repr(v)) for k, v in flatten_config(config).items()
-                      if k not in MEMBER_FIELDS))
-
-
-def _optimizer_key(config: ml_collections.ConfigDict) -> tuple:
-  """What of `config.optimizer` is code (everything but the learning rate, which is data)."""
-  return tuple(sorted((k, repr(v)) for k, v in flatten_config(config.optimizer).items()
-                      if k != 'learning_rate'))
-
-
-# ----------------------------------------------------------------------------
-# Members: stacking, slicing, sharding.
-# ----------------------------------------------------------------------------
-
-
-def _stack(trees: Sequence[PyTree]) -> PyTree:
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def _member(tree: PyTree, i: int) -> PyTree:
-  return jax.tree.map(lambda x: x[i], tree)
-
-
-def _over_members(fn: Callable, batched: bool, in_axes) -> Callable:
-  """`fn` vmapped over the leading member axis, or squeezed for one member."""
-  if batched:
-    return jax.vmap(fn, in_axes=in_axes)
-
-  def single(*args):
-    args = [a if ax is None else jax.tree.map(lambda x: x[0], a)
-            for a, ax in zip(args, in_axes)]
-    return jax.tree.map(lambda x: x[None], fn(*args))
-
-  return single
-
-
-def _member_mesh(num_members: int, devices) -> Optional[jax.sharding.Mesh]:
-  if num_members < 2 or len(devices) < 2:
-    return None
-  return jax.sharding.Mesh(np.asarray(devices), ('members',))
-
-
-def _place(tree, mesh, member_axis: bool):
-  if mesh is None:
-    return jax.device_put(tree)
-  spec = jax.sharding.PartitionSpec('members') if member_axis else jax.sharding.PartitionSpec()
-  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, spec))
-
-
-def _padded_slots(num_members: int, mesh) -> list[int]:
-  """Which member fills each slot of the member axis, padded to a multiple of the devices.
-
-  The padding repeats the last member; its results are dropped.
-  """
-  num_devices = 1 if mesh is None else mesh.devices.size
-  num_padded = -(-num_members // num_devices) * num_devices
-  return list(range(num_members)) + [num_members - 1] * (num_padded - num_members)
-
-
-# ----------------------------------------------------------------------------
-# Progress and time left.
-# ----------------------------------------------------------------------------
-
-
-def eta_seconds(elapsed: float, done: float, total: float) -> float:
-  """Seconds left at the rate so far: `elapsed / done * (total - done)`; inf before any is done.
-
-  Args:
-    elapsed: seconds spent on the `done` units.
-    done: units (steps, examples, groups) finished in `elapsed`.
-    total: units in all, counted from the same start as `done`.
-  """
-  if done <= 0:
-    return float('inf')
-  return elapsed / done * (total - done)
-
-
-def format_duration(seconds: float) -> str:
-  """'45s', '12m05s', '3h20m'; '?' for an unknown (infinite or NaN) duration."""
-  if not np.isfinite(seconds):
-    return '?'
-  seconds = int(round(seconds))
-  if seconds >= 3600:
-    return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
-  if seconds >= 60:
-    return f'{seconds // 60}m{seconds % 60:02d}s'
-  return f'{seconds}s'
-
-
-class _Progress:
-  """Prints a progress line at most every PROGRESS_SECONDS (a host callback).
-
-  Called from inside the compiled chunk every few steps with member 0's
-  step and training metric; the rate counts from the first call, after
-  compilation.
-  """
-
-  def __init__(self, total_steps: int, label: str, metric_name: str):
-    self.total_steps = total_steps
-    self.label = label
-    self.metric_name = metric_name
-    self.first = None  # (time, step) of the first call.
-    self.last_print = time.perf_counter()
-
-  def __call__(self, step, metric):
-    now = time.perf_counter()
-    step = int(step)
-    if self.first is None:
-      self.first = (now, step)
-    if now - self.last_print < PROGRESS_SECONDS:
-      return
-    self.last_print = now
-    elapsed, done = max(now - self.first[0], 1e-9), step - self.first[1]
-    eta = eta_seconds(elapsed, done, self.total_steps - self.first[1])
-    logging.info('%sstep %d/%d  %.1f steps/s  %s %.2f  ETA %s', self.label, step,
-                 self.total_steps, done / elapsed, self.metric_name, float(metric),
-                 format_duration(eta))
-
-
-class _Forward:
-  """A host callback that calls whatever `target` is now (a shared chunk's progress)."""
-
-  def __init__(self):
-    self.target: Optional[Callable] = None
-
-  def __call__(self, *args):
-    if self.target is not None:
-      self.target(*args)
-
-
-# ----------------------------------------------------------------------------
-# The compiled programs.
-# ----------------------------------------------------------------------------
-
-
-def make_train_chunk(task: Task, tx: optax.GradientTransformation, *,
-                     batched: bool, progress: Optional[Callable] = None,
-                     progress_every: int = 50, step_loop: str = 'scan'):
-  """Returns `train_chunk(state, loop_keys, data, num_steps) -> (state, metrics)`.
-
-  `state` and `loop_keys` carry a leading member axis; `metrics` holds
-  `[num_steps, members]` arrays. Jitted with `num_steps` static and the state
-  donated. Step t of a member uses `fold_in(loop_key, t)`, split into the
-  keys of `sample_batch` and `loss`. With `step_loop='host'` the same step is
-  compiled alone and called `num_steps` times (`STEP_LOOPS`). `progress`
-  (optional) is called with member 0's step and main metric every
-  `progress_every` steps.
-  """
-
-  def train_step(state, loop_key, data):
-    step = state['step']
-    key_batch, key_loss = jax.random.split(jax.random.fold_in(loop_key, step))
-    batch = task.sample_batch(data, key_batch, state['extra'])
-    grad_fn = jax.value_and_grad(task.loss, has_aux=True)
-    (loss, (metrics, extra)), grads = grad_fn(
-        state['params'], state['extra'], batch, key_loss, step)
-    updates, opt_state = tx.update(grads, state['opt_state'], state['params'])
-    params = optax.apply_updates(state['params'], updates)
-    metrics = {**metrics, 'loss': loss, 'grad_norm': optax.tree.norm(grads)}
-    new_state = {'params': params, 'opt_state': opt_state, 'extra': extra, 'step': step + 1}
-    return new_state, metrics
-
-  step_fn = _over_members(train_step, batched, in_axes=(0, 0, None))
-  if resolve_step_loop(step_loop) == 'host':
-    return _host_chunk(step_fn, progress, progress_every, task.main_metric)
-
-  def body(keys, data, state, _):
-    state, metrics = step_fn(state, keys, data)
-    if progress is not None:
-      step = state['step'][0]
-      jax.lax.cond(step % progress_every == 0,
-                   lambda: jax.debug.callback(progress, step, metrics[task.main_metric][0]),
-                   lambda: None)
-    return state, metrics
-
-  @functools.partial(jax.jit, static_argnames='num_steps', donate_argnames='state')
-  def train_chunk(state, loop_keys, data, num_steps):
-    return jax.lax.scan(functools.partial(body, loop_keys, data), state, None,
-                        length=num_steps)
-
-  return train_chunk
-
-
-def _host_chunk(step_fn, progress, progress_every: int, main_metric: str):
-  """`train_chunk` as a host loop over one jitted step (`step_loop='host'`)."""
-  jitted_step = jax.jit(step_fn, donate_argnums=0)
-
-  def host_chunk(state, loop_keys, data, num_steps):
-    metrics = []
-    for _ in range(num_steps):
-      state, step_metrics = jitted_step(state, loop_keys, data)
-      metrics.append(step_metrics)
-      if progress is not None and len(metrics) % progress_every == 0:
-        progress(state['step'][0], step_metrics[main_metric][0])
-    return state, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
-
-  return host_chunk
-
-
-def resolve_step_loop(step_loop: str) -> str:
-  """'scan' or 'host' for a `STEP_LOOPS` value on the default backend."""
-  if step_loop not in STEP_LOOPS:
-    raise ValueError(f'step_loop={step_loop!r}; allowed: {STEP_LOOPS}.')
-  if step_loop == 'auto':
-    return 'host' if jax.default_backend() == 'cpu' else 'scan'
-  return step_loop
-
-
-def evaluate(eval_fn, params, extra, examples: PyTree, keys, batch_size: int,
-             label: str = '') -> list[dict]:
-  """Mean per-member metrics of `eval_fn` over `examples` (partial batch included).
-
-  Args:
-    eval_fn: the member-vectorized `(params, extra, batch, key) -> {name: [M, B]}`.
-    params: member-stacked parameters.
-    extra: member-stacked extra state.
-    examples: a pytree of arrays with a leading example axis.
-    keys: `[M]` keys; batch i uses `fold_in(key, i)`.
-    batch_size: the evaluation batch size.
-    label: a prefix for progress lines.
-
-  Returns:
-    One dict of means per member.
-  """
-  n = len(jax.tree.leaves(examples)[0])
-  num_members = len(keys)
-  totals = [dict() for _ in range(num_members)]
-  last_print = start = time.perf_counter()
-  fold = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(0, None)))
-  for i, begin in enumerate(range(0, n, batch_size)):
-    batch = jax.tree.map(lambda x: x[begin:begin + batch_size], examples)
-    size = len(jax.tree.leaves(batch)[0])
-    if size < batch_size:  # Pad to one compiled shape; padded rows are dropped.
-      batch = jax.tree.map(
-          lambda x: np.concatenate([x, np.zeros((batch_size - size,) + x.shape[1:], x.dtype)]),
-          batch)
-    out = jax.device_get(eval_fn(params, extra, batch, fold(keys, i)))
-    for m in range(num_members):
-      for k, v in out.items():
-        totals[m][k] = totals[m].get(k, 0.0) + float(np.sum(v[m, :size], dtype=np.float64))
-    now = time.perf_counter()
-    if now - last_print >= PROGRESS_SECONDS:
-      last_print = now
-      done = begin + size
-      logging.info('%sevaluated %d/%d examples, ETA %s', label, done, n,
-                   format_duration(eta_seconds(now - start, done, n)))
-  return [{k: v / n for k, v in t.items()} for t in totals]
-
-
-@functools.lru_cache(maxsize=64)
-def jit_over_members(fn: Callable, batched: bool) -> Callable:
-  """`eval_batch` jitted over the member axis, what `evaluate` takes.
-
-  Cached by the function object: callers holding the same `fn` share its
-  compilations (the loop shares by `Task.eval_key` where a task has one).
-  """
-  return jax.jit(_over_members(fn, batched, (0, 0, None, 0)))
-
-
-# Compiled programs shared between groups, by the task's program_key or eval_key
-# and what the loop adds (the kind of program, vmapped or not, ...); least recently
-# used dropped first.
-_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
-_MAX_PROGRAMS = 32
-
-
-def _shared(key: Optional[tuple], build: Callable[[], Any]) -> Any:
-  """`build()`, or what it returned for the same `key` before (None: never shared)."""
-  if key is None:
-    return build()
-  if key not in _PROGRAMS:
-    _PROGRAMS[key] = build()
-    while len(_PROGRAMS) > _MAX_PROGRAMS:
-      _PROGRAMS.popitem(last=False)
-  _PROGRAMS.move_to_end(key)
-  return _PROGRAMS[key]
-
-
-# ----------------------------------------------------------------------------
-# A group of members: prepare, train, finish.
-# ----------------------------------------------------------------------------
 
 
 def init_members(task: Task, configs: Sequence[ml_collections.ConfigDict]
@@ -583,7 +135,7 @@ def init_members(task: Task, configs: Sequence[ml_collections.ConfigDict]
   keys = {use: jnp.stack([k[j] for k in split]) for j, use in enumerate(KEY_USES)}
   states = []
   for i, config in enumerate(configs):
-    tx = create_optimizer(config)
+    tx = optimizer.create_optimizer(config)
     params, extra = jax.jit(task.init)(keys['init'][i])
     states.append({'params': params, 'opt_state': tx.init(params), 'extra': extra,
                    'step': jnp.int32(0)})
@@ -617,6 +169,8 @@ class Group:
     writers: one `metric_writer.MetricWriter` per workdir.
     diverged: per workdir, the step at which the member was marked
       diverged, or None.
+    create_task: the function that made `task` from the first config, or
+      None: what the compiled programs are shared by (`programs.program_key`).
   """
   task: Task
   configs: list[ml_collections.ConfigDict]
@@ -632,6 +186,7 @@ class Group:
   checkpoints: list[checkpointing.CheckpointManager] = dataclasses.field(default_factory=list)
   writers: list[metric_writer.MetricWriter] = dataclasses.field(default_factory=list)
   diverged: list[Optional[int]] = dataclasses.field(default_factory=list)
+  create_task: Optional[Callable[[ml_collections.ConfigDict], Task]] = None
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -645,21 +200,23 @@ class Group:
 
   def member(self, m: int) -> PyTree:
     """Member m's state (still on the devices)."""
-    return _member(self.state, m)
+    return members.member(self.state, m)
 
   def place(self, tree: PyTree, member_axis: bool = False) -> PyTree:
     """`tree` on the group's devices: sharded over its member axis, or replicated."""
-    return _place(tree, self.mesh, member_axis)
+    return members.place(tree, self.mesh, member_axis)
 
 
 def prepare(task: Task, configs: Sequence[ml_collections.ConfigDict],
             workdirs: Sequence[str] = (), *, devices: Optional[Sequence[Any]] = None,
-            batched: Optional[bool] = None, label: str = '') -> Group:
+            batched: Optional[bool] = None, label: str = '',
+            create_task: Optional[Callable[[ml_collections.ConfigDict], Task]] = None
+            ) -> Group:
   """Pads, initializes, restores and places a group of members (the start of `run`).
 
   Args:
     task: the members' task (created from the first config).
-    configs: one config per member, all of one group (`check_group`).
+    configs: one config per member, all of one group (`loop_config.check_group`).
     workdirs: one per member: the members resume from the newest checkpoint
       that all of them restore, and get `config.json` and their metrics
       files. Empty: nothing is read or written (benchmarks).
@@ -667,13 +224,16 @@ def prepare(task: Task, configs: Sequence[ml_collections.ConfigDict],
     batched: whether the programs vmap over the member axis; default: when
       the padded axis holds more than one member.
     label: a prefix for log lines.
+    create_task: the function that made `task` from `configs[0]` (`run`
+      passes it): groups made by the same one from configs that agree but in
+      `MEMBER_FIELDS` share compiled programs. None: nothing is shared.
 
   Returns:
     The group, at step 0 or at the restored step.
   """
   devices = list(devices or jax.devices())
-  mesh = _member_mesh(len(configs), devices)
-  slots = _padded_slots(len(configs), mesh)
+  mesh = members.member_mesh(len(configs), devices)
+  slots = members.padded_slots(len(configs), mesh)
   if batched is False and len(slots) > 1:
     raise ValueError(f'batched=False needs a group of one member, got {len(slots)}.')
   states, keys = init_members(task, [configs[i] for i in slots])
@@ -689,16 +249,16 @@ def prepare(task: Task, configs: Sequence[ml_collections.ConfigDict],
     states = _restore(checkpoints, states, len(configs), label)
     for config, workdir in zip(configs, workdirs):  # After restoring: not over another config's.
       run_files.write_config(workdir, config)
-  state = _place(_stack(states), mesh, member_axis=True)
+  state = members.place(members.stack(states), mesh, member_axis=True)
   step = int(state['step'][0])
   return Group(
       task=task, configs=list(configs), state=state,
-      keys={**keys, 'loop': _place(keys['loop'], mesh, member_axis=True)},
-      data=_place(task.data, mesh, member_axis=False), mesh=mesh,
+      keys={**keys, 'loop': members.place(keys['loop'], mesh, member_axis=True)},
+      data=members.place(task.data, mesh, member_axis=False), mesh=mesh,
       batched=len(slots) > 1 if batched is None else batched, step=step, start_step=step,
       label=label, workdirs=list(workdirs), checkpoints=checkpoints,
       writers=[metric_writer.MetricWriter(w, resume_step=step) for w in workdirs],
-      diverged=[metric_writer.diverged_step(w) for w in workdirs])
+      diverged=[metric_writer.diverged_step(w) for w in workdirs], create_task=create_task)
 
 
 def _restore(checkpoints, states: list[PyTree], num_members: int, label: str) -> list[PyTree]:
@@ -708,89 +268,6 @@ def _restore(checkpoints, states: list[PyTree], num_members: int, label: str) ->
     return states
   logging.info('%sResumed from the checkpoints at step %d.', label, int(restored[0]['step']))
   return restored + [restored[-1]] * (len(states) - num_members)
-
-
-def compile_train_chunk(group: Group, progress: Optional[Callable] = None) -> Callable:
-  """The group's `make_train_chunk`, shared by groups with the same `Task.program_key`.
-
-  Args:
-    group: the group.
-    progress: called with member 0's step and main metric every 50 steps
-      inside the chunk (`_Progress`: a line at most every PROGRESS_SECONDS).
-  """
-  task, config = group.task, group.config
-  step_loop = config.get('step_loop', 'scan')
-  key = None if task.program_key is None else (
-      'train', task.program_key, group.batched, resolve_step_loop(step_loop),
-      _optimizer_key(config), task.main_metric)
-
-  def build():
-    forward = _Forward()  # The same callback in the program; each group points it at its own.
-    return forward, make_train_chunk(task, create_optimizer(config), batched=group.batched,
-                                     progress=forward, step_loop=step_loop)
-
-  forward, chunk = _shared(key, build)
-  forward.target = progress
-  return chunk
-
-
-def chunk_timer(group: Group, num_steps: int) -> Callable[[], tuple[float, dict]]:
-  """`run() -> (seconds, metrics)`: `num_steps` steps of the group's compiled chunk.
-
-  Each call advances `group.state` and waits for the result, so the seconds
-  are the program's own (the first call includes compilation). What the
-  benchmarks and `reproduce_table1 --estimate` time: the loop's own program
-  from the loop's own start (`prepare`).
-  """
-  train_chunk = compile_train_chunk(group)
-
-  def run():
-    start = time.perf_counter()
-    group.state, metrics = train_chunk(group.state, group.keys['loop'], group.data,
-                                       num_steps=num_steps)
-    jax.block_until_ready((group.state, metrics))
-    return time.perf_counter() - start, metrics
-
-  return run
-
-
-def compile_grad_var(group: Group) -> Optional[Callable[[PyTree, int], list[dict]]]:
-  """`grad_var(state, step) -> [{'grad_var/...': float}] per member`, or None when off."""
-  task = group.task
-  if task.grad_variance is None or not group.config.get('grad_var_every', 0):
-    return None
-  key = None if task.program_key is None else ('grad_var', task.program_key, group.batched)
-  fn = _shared(key, lambda: jax.jit(
-      _over_members(task.grad_variance, group.batched, (0, 0, None, 0, 0))))
-  batch = group.place(task.grad_var_batch)
-  fold = jax.vmap(jax.random.fold_in, (0, None))
-
-  def grad_var(state, step):
-    gv = jax.device_get(fn(state['params'], state['extra'], batch,
-                           fold(group.keys['grad_var'], step), state['step']))
-    return [{k: float(v[m]) for k, v in gv.items()} for m in range(group.num_members)]
-
-  return grad_var
-
-
-def compile_eval(group: Group) -> dict[str, Callable]:
-  """`{split: eval_batch jitted over the member axis}`, what `evaluate` takes.
-
-  Shared by groups with the same `Task.eval_key` (without one, by function
-  object: `jit_over_members`); splits with the same function share one.
-  """
-  task, programs = group.task, {}
-  for split, fn in task.eval_batch.items():
-    same = [s for s in programs if task.eval_batch[s] is fn]
-    if same:
-      programs[split] = programs[same[0]]
-    elif task.eval_key is None:
-      programs[split] = jit_over_members(fn, group.batched)
-    else:
-      programs[split] = _shared(('eval', task.eval_key, split, group.batched),
-                                lambda fn=fn: jax.jit(_over_members(fn, group.batched,
-                                                                    (0, 0, None, 0))))
-  return programs
 
 
 def train(group: Group, guard: preemption.Guard, *, on_nonfinite: str = 'raise') -> int:
@@ -807,9 +284,9 @@ def train(group: Group, guard: preemption.Guard, *, on_nonfinite: str = 'raise')
       chunk and a checkpoint of every member at that step.
   """
   config = group.config
-  chunk = compile_train_chunk(group, _Progress(config.num_train_steps, group.label,
-                                               group.task.main_metric))
-  grad_var = compile_grad_var(group)
+  chunk = programs.compile_train_chunk(
+      group, progress.Progress(config.num_train_steps, group.label, group.task.main_metric))
+  grad_var = programs.compile_grad_var(group)
   saved, run_start = group.step, time.perf_counter()  # The restored checkpoint (or none).
   stop = guard.stop_requested(group.step)
   while group.step < config.num_train_steps and not stop:
@@ -825,7 +302,7 @@ def train(group: Group, guard: preemption.Guard, *, on_nonfinite: str = 'raise')
     extra = ([{}] * group.num_members if grad_var is None or step % config.grad_var_every
              else grad_var(group.state, step))
     _write_metrics(group, metrics, steps_per_sec, extra)
-    _log_chunk(group, steps_per_sec, metrics, eta_seconds(
+    _log_chunk(group, steps_per_sec, metrics, progress.eta_seconds(
         time.perf_counter() - run_start, step - group.start_step,
         config.num_train_steps - group.start_step))
     if step % config.checkpoint_every == 0 or step == config.num_train_steps:
@@ -877,7 +354,7 @@ def _log_chunk(group: Group, steps_per_sec: float, metrics: dict, eta: float):
   shown = ' '.join(f'{v:.2f}' for v in values[:8]) + (' ...' if n > 8 else '')
   logging.info('%sstep %d/%d  %.1f steps/s  %s %s  ETA %s', group.label, group.step,
                group.config.num_train_steps, steps_per_sec, main_metric, shown,
-               format_duration(eta))
+               progress.format_duration(eta))
 
 
 def _save(group: Group) -> int:
@@ -899,29 +376,6 @@ def _stop_or_close(group: Group, guard: preemption.Guard, stop: bool, saved: int
     raise guard.preempted(group.step, [m.directory for m in group.checkpoints])
 
 
-def evaluate_group(group: Group) -> list[dict]:
-  """Every member's `{split/metric: mean}` on every non-empty split of `task.eval_data`."""
-  task, config, label = group.task, group.config, group.label
-  programs = compile_eval(group)
-  results = [{} for _ in range(group.num_members)]
-  for j, (split, examples) in enumerate(task.eval_data.items()):
-    n = len(jax.tree.leaves(examples)[0])
-    if n == 0:
-      continue
-    start = time.perf_counter()
-    keys = jax.vmap(jax.random.fold_in, (0, None))(group.keys['eval'], j)
-    means = evaluate(programs[split], group.state['params'], group.state['extra'], examples,
-                     keys, config.eval.batch_size, label=f'{label}{split}: ')
-    seconds = time.perf_counter() - start
-    for m in range(group.num_members):
-      results[m].update({f'{split}/{k}': v for k, v in means[m].items()})
-      results[m][f'{split}/num_examples'] = n
-      results[m][f'{split}/eval_seconds'] = seconds
-    logging.info('%s%s (%d examples, %.1f s): %s', label, split, n, seconds,
-                 ', '.join(f'{k} {means[0][k]:.2f}' for k in sorted(means[0])))
-  return results
-
-
 def finish(group: Group, guard: preemption.Guard, started: float) -> list[dict]:
   """Evaluates the trained group and writes each member's results (the end of `run`).
 
@@ -937,7 +391,7 @@ def finish(group: Group, guard: preemption.Guard, started: float) -> list[dict]:
     Per member: `{'state': its final state, 'result': its result dict}`.
   """
   with guard.interruptible(group.step):
-    results = evaluate_group(group)
+    results = evaluation.evaluate_group(group)
   task = group.task
   origin = {**run_files.provenance(), 'wall_seconds': round(time.perf_counter() - started, 1),
             'resumed_from_step': group.start_step, 'members_in_program': group.num_members}
@@ -956,11 +410,6 @@ def finish(group: Group, guard: preemption.Guard, started: float) -> list[dict]:
   if guard.stop_requested(group.step):
     raise guard.preempted(group.step, [], finished=True)
   return outputs
-
-
-# ----------------------------------------------------------------------------
-# The loop.
-# ----------------------------------------------------------------------------
 
 
 def run(create_task: Callable[[ml_collections.ConfigDict], Task],
@@ -991,14 +440,15 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
     preemption.Preempted: at SIGTERM or SIGINT, after the current chunk and a
       checkpoint of every member at that step (see `experiments/preemption.py`).
   """
-  check_run(configs, workdirs, on_nonfinite)
+  loop_config.check_run(configs, workdirs, on_nonfinite)
   with preemption.Guard(label) as guard:
     outputs, pending = _skip_finished(configs, workdirs, label)
     if not pending:
       return outputs
     started = time.perf_counter()
     group = prepare(create_task(configs[pending[0]]), [configs[i] for i in pending],
-                    [workdirs[i] for i in pending], devices=devices, label=label)
+                    [workdirs[i] for i in pending], devices=devices, label=label,
+                    create_task=create_task)
     train(group, guard, on_nonfinite=on_nonfinite)
     for i, output in zip(pending, finish(group, guard, started)):
       outputs[i] = output

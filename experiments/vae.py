@@ -8,7 +8,6 @@ program, and step t uses `fold_in(loop_key, t)`, so a resumed run draws the
 same noise as an uninterrupted one.
 """
 
-import functools
 import os
 from typing import Any, Optional
 
@@ -18,29 +17,29 @@ import ml_collections
 import numpy as np
 
 import gumbel
-from gumbel import networks
 from gumbel import objectives
 from experiments import input_pipeline
+from experiments import models
 from experiments import pictures
+from experiments import temperature
 from experiments import training
 
-TEMPERATURE_SCHEDULES = ('exponential', 'constant', 'learned')
 PRIORS = ('uniform', 'learned')
 
 
-def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
+def create_model(config: ml_collections.ConfigDict) -> models.CategoricalVAE:
   """Builds the VAE module from `config.model` and `config.temperature`."""
   if config.model.prior not in PRIORS:
     raise ValueError(f'Unknown model.prior={config.model.prior!r}; allowed: {PRIORS}.')
-  if config.temperature.schedule not in TEMPERATURE_SCHEDULES:
+  if config.temperature.schedule not in temperature.SCHEDULES:
     raise ValueError(f'Unknown temperature.schedule={config.temperature.schedule!r}; '
-                     f'allowed: {TEMPERATURE_SCHEDULES}.')
+                     f'allowed: {temperature.SCHEDULES}.')
   if (config.temperature.schedule == 'learned'
       and not config.temperature.tau0 > config.temperature.tau_min >= 0):
     raise ValueError(
         'A learned temperature needs temperature.tau0 > temperature.tau_min >= 0, got '
         f'tau0={config.temperature.tau0}, tau_min={config.temperature.tau_min}.')
-  return networks.CategoricalVAE(
+  return models.CategoricalVAE(
       num_latents=config.model.num_latents,
       num_classes=config.model.num_classes,
       encoder_hidden=tuple(config.model.encoder_hidden),
@@ -50,16 +49,6 @@ def create_model(config: ml_collections.ConfigDict) -> networks.CategoricalVAE:
       learned_temperature=config.temperature.schedule == 'learned',
       tau_init=config.temperature.tau0,
       tau_min=config.temperature.tau_min)
-
-
-def create_temperature_schedule(config: ml_collections.ConfigDict):
-  """The schedule `step -> tau`, or None when the temperature is learned."""
-  t = config.temperature
-  if t.schedule == 'exponential':
-    return gumbel.exponential_temperature(t.tau0, t.rate, t.tau_min, t.interval)
-  if t.schedule == 'constant':
-    return gumbel.constant_temperature(t.tau0)
-  return None
 
 
 def loss_fn(params, *, model, images, key, tau, hard):
@@ -147,16 +136,11 @@ def create_task(config: ml_collections.ConfigDict,
                 dataset: Optional[input_pipeline.Dataset] = None) -> training.Task:
   """The VAE as a `training.Task`: model, loss, data and evaluation.
 
-  Args:
-    config: the experiment config.
-    dataset: the data; default `input_pipeline.load_dataset(config.data)`
-      (benchmarks pass generated data).
-
-  Returns:
-    The task.
+  `dataset` defaults to `input_pipeline.load_dataset(config.data)`;
+  benchmarks pass generated data.
   """
   model = create_model(config)
-  schedule = create_temperature_schedule(config)
+  schedule = temperature.create_temperature_schedule(config.temperature)
   data = dataset or input_pipeline.load_dataset(config.data)
   eval_data = input_pipeline.eval_splits(data, config.data.binarization,
                                          config.eval.num_examples)
@@ -177,17 +161,12 @@ def create_task(config: ml_collections.ConfigDict,
   return training.Task(
       init=init,
       loss=loss,
-      sample_batch=functools.partial(
-          input_pipeline.sample_batch, batch_size=config.batch_size,
-          binarization=config.data.binarization),
+      sample_batch=input_pipeline.batch_sampler(config),
       data=data.train,
-      eval_batch=make_eval_batch(config, model),
+      eval_batch={split: make_eval_batch(config, model) for split in eval_data},
       eval_data=eval_data,
       finalize=finalize,
-      info={'data': f'{data.source}:{data.name}'},
-      # The programs depend on the config (not the seed and learning rate) and the data size.
-      program_key=('vae', training.config_key(config), len(data.train)),
-      eval_key=('vae', training.config_key(config)))
+      info={'data': f'{data.source}:{data.name}'})
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

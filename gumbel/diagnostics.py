@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gumbel import estimators as estimators_lib
-from gumbel.estimators import _common
+from gumbel import kinds
 
 Array = jax.Array
 PyTree = Any
@@ -132,10 +132,10 @@ def enumerate_configurations(kind: str, event_shape: Sequence[int]) -> Array:
 
 
 def _kind_ops(kind: str):
-  if kind not in _common.KIND_OPS:
-    allowed = ' or '.join(repr(k) for k in _common.KINDS)
+  if kind not in kinds.KIND_OPS:
+    allowed = ' or '.join(repr(k) for k in kinds.KINDS)
     raise ValueError(f'kind must be {allowed}, got {kind!r}.')
-  return _common.KIND_OPS[kind]
+  return kinds.KIND_OPS[kind]
 
 
 def _log_q(logits, configs, kind):

@@ -42,12 +42,13 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess.
       'gumbel.distrax_adapter needs distrax, an optional extra of gumbel: '
       'pip install "gumbel[distrax]"') from e
 
+from gumbel import _checks
 from gumbel import distributions
 
 Array = jax.Array
 # The temperature rule's broadcasting, shared with gumbel.numpyro_adapter.
-_categorical_parameters = distributions._relaxed_categorical_parameters  # pylint: disable=protected-access
-_bernoulli_parameters = distributions._relaxed_bernoulli_parameters  # pylint: disable=protected-access
+_categorical_parameters = _checks.relaxed_categorical_parameters
+_bernoulli_parameters = _checks.relaxed_bernoulli_parameters
 
 
 class _RelaxedCategorical(distrax.Distribution):

@@ -5,8 +5,9 @@ Noise is always drawn and transformed in float32 (float64 when the requested
 dtype is float64) and only the result is cast to the caller's dtype, so that
 float16 and bfloat16 inputs never produce inf or NaN.
 
-Validation: every function checks what it can see at trace time (shapes,
-dtypes, static arguments), also under `jit`, and raises `ValueError` naming
+Validation (`gumbel/_checks.py`, run once at each public function): every
+function checks what it can see at trace time (shapes, dtypes, static
+arguments), also under `jit`, and raises `ValueError` naming
 the function and the argument: a key that is not a PRNG key (or a PRNG key
 where logits belong: the key comes first, `gumbel_softmax(key, logits, tau)`,
 unlike PyTorch's `F.gumbel_softmax(logits, tau)`), integer or boolean logits
@@ -69,399 +70,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gumbel import _checks
+
 Array = jax.Array
 ArrayLike = Any  # jax.typing.ArrayLike, kept loose for Python floats.
 
-
-# ----------------------------------------------------------------------------
-# Validation helpers.
-# ----------------------------------------------------------------------------
-
-
-def _is_concrete(x) -> bool:
-  return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(x))
-
-
-def check_temperature(temperature: ArrayLike, name: str = 'temperature'):
-  """Raises `ValueError` unless a concrete temperature is real, > 0 and finite.
-
-  Accepts Python numbers and arrays of every integer and floating dtype
-  (float16, bfloat16, float32, float64). Traced temperatures (inside `jit`,
-  `vmap`, `grad`) are not checked, because their values are not known at
-  trace time (see the module docstring).
-
-  Args:
-    temperature: a Python number or array of temperatures.
-    name: how the error message names the value, e.g. 'temperature' or
-      'rebar: temperature'.
-
-  Raises:
-    ValueError: if the temperature is not numeric, or an entry is <= 0, NaN
-      or infinite.
-  """
-  if not _is_concrete(temperature):
-    return
-  t = np.asarray(temperature)
-  # jnp.issubdtype, unlike np.issubdtype, knows bfloat16 as floating.
-  if not (jnp.issubdtype(t.dtype, jnp.integer) or jnp.issubdtype(t.dtype, jnp.floating)):
-    raise ValueError(f'{name} must be a real number or array of them, got {temperature!r}.')
-  values = t.astype(np.float64)
-  bad = ~(np.isfinite(values) & (values > 0))
-  if np.any(bad):
-    shown = t if t.size <= 8 else t[bad][:8]
-    raise ValueError(
-        f'{name} must be > 0 and finite, got {shown!r}. Use a small positive '
-        'value such as 0.01 for nearly discrete samples, or hard=True for '
-        'exactly one-hot samples.')
-
-
-def _describe(x) -> str:
-  """'a float32 array of shape (2, 3)', for errors."""
-  dtype = getattr(x, 'dtype', None)
-  if dtype is None:
-    return f'{type(x).__name__} {x!r}'
-  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-    return f'a PRNG key array of shape {tuple(x.shape)}'
-  article = 'an' if str(dtype).startswith('int') else 'a'
-  return f'{article} {dtype} array of shape {tuple(np.shape(x))}'
-
-
-def _is_key(x) -> bool:
-  dtype = getattr(x, 'dtype', None)
-  return dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
-
-
-def _looks_like_raw_key(x) -> bool:
-  """uint32 [..., 2] (threefry) or [..., 4] (rbg): what `jax.random.PRNGKey` gives."""
-  return x.dtype == jnp.uint32 and x.ndim >= 1 and x.shape[-1] in (2, 4)
-
-
-_TORCH_ORDER = {
-    'gumbel_softmax': " (PyTorch's F.gumbel_softmax(logits, tau) takes no key)",
-}
-
-
-def _key_first(fn, signature) -> str:
-  return f'The key comes first: {fn}({signature}){_TORCH_ORDER.get(fn, "")}.'
-
-
-def _check_key(key, fn: str, signature: str):
-  """Raises unless `key` is a typed PRNG key or a raw uint32 `PRNGKey` array."""
-  if _is_key(key) or getattr(key, 'dtype', None) == jnp.uint32:
-    return
-  raise ValueError(
-      f'{fn}: key must be a PRNG key (jax.random.key(seed), or the raw uint32 '
-      f'jax.random.PRNGKey(seed)), got {_describe(key)}. '
-      + _key_first(fn, signature))
-
-
-def _as_logits(logits, fn: str, name: str = 'logits', signature: str = '') -> Array:
-  """`logits` as a floating JAX array.
-
-  Python numbers are converted to float. Integer, boolean and key arrays
-  raise: integer "logits" are usually class indices or a PRNG key passed in
-  the wrong place. `signature`, for functions that take a key, is shown when
-  `logits` looks like one.
-  """
-  if isinstance(logits, (int, float)) and not isinstance(logits, bool):
-    return jnp.asarray(float(logits))
-  if _is_key(logits):
-    raise ValueError(f'{fn}: {name} must be a floating-point array, got '
-                     f'{_describe(logits)}. ' + _key_first(fn, signature or '...'))
-  logits = jnp.asarray(logits)
-  if jnp.issubdtype(logits.dtype, jnp.floating):
-    return logits
-  message = (f'{fn}: {name} must be a floating-point array, got '
-             f'{_describe(logits)}. ')
-  if signature and _looks_like_raw_key(logits):
-    message += 'It looks like a raw PRNG key. ' + _key_first(fn, signature)
-  else:
-    message += (f'Integer or boolean {name} are often class indices passed by '
-                f'mistake; if they are logits, cast them: '
-                f'{name}.astype(jnp.float32).')
-  raise ValueError(message)
-
-
-def _as_points(x, fn: str, name: str) -> Array:
-  """Points at which a density is evaluated: any real dtype (one-hot integers too)."""
-  if _is_key(x) or jnp.issubdtype(jnp.asarray(x).dtype, jnp.complexfloating):
-    raise ValueError(f'{fn}: {name} must be a real array, got {_describe(x)}.')
-  return jnp.asarray(x)
-
-
-def _check_static_bool(value, fn: str, name: str):
-  if not isinstance(value, (bool, np.bool_)):
-    raise ValueError(
-        f'{fn}: {name} must be True or False, got {_describe(value)}. It '
-        f'selects the computation, so under jit it must be static: '
-        f"jax.jit(..., static_argnames=('{name}',)).")
-
-
-def _check_categorical(x, axis, fn: str, name: str = 'logits') -> int:
-  """Checks `axis` (one int), the rank and the number of categories of `x`.
-
-  Returns:
-    The non-negative category axis.
-  """
-  if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
-    hint = ''
-    if isinstance(axis, (tuple, list)):
-      hint = (' There is one category axis; to relax over several axes, '
-              'merge them into one with reshape first.')
-    elif isinstance(axis, jax.core.Tracer):
-      hint = (" Under jit it must be static: jax.jit(..., "
-              "static_argnames=('axis',)).")
-    raise ValueError(f'{fn}: axis must be an int (the category axis), got '
-                     f'{axis!r}.{hint}')
-  axis = int(axis)
-  shape = jnp.shape(x)
-  ndim = len(shape)
-  if ndim == 0:
-    raise ValueError(
-        f'{fn}: {name} must have at least one dimension (the category axis), '
-        f'got a scalar {name} of shape (). For a single Bernoulli variable use '
-        'relaxed_bernoulli, or pass logits of shape [K].')
-  if not -ndim <= axis < ndim:
-    raise ValueError(
-        f'{fn}: axis={axis} is out of range for {name} of shape {shape}: '
-        f'allowed are {-ndim}..{ndim - 1}.')
-  if shape[axis] == 0:
-    raise ValueError(
-        f'{fn}: {name} of shape {shape} has no categories (size 0 on the '
-        f'category axis {axis}); a categorical needs at least one.')
-  return axis % ndim
-
-
-def _compute_dtype(dtype) -> jnp.dtype:
-  """float32, or float64 when asked for float64 (needs jax_enable_x64)."""
-  dtype = jnp.dtype(dtype)
-  if not jnp.issubdtype(dtype, jnp.floating):
-    raise ValueError(f'dtype must be a floating dtype, got {dtype}.')
-  return jnp.promote_types(dtype, jnp.float32)
-
-
-def _float_result_type(*args) -> jnp.dtype:
-  """The promoted dtype of `args`, or float32 if that is not floating."""
-  dtype = jnp.result_type(*args)
-  return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.dtype(jnp.float32)
-
-
-# ----------------------------------------------------------------------------
-# The temperature rule (module docstring).
-# ----------------------------------------------------------------------------
-
-_CATEGORICAL_FORMS = (
-    'Accepted temperature shapes: a scalar; (b) a batch shape, as TensorFlow '
-    'Probability reads it ([B] for logits [B, K]); (c) the logits\' shape with '
-    'size 1 on the category axis ([B, 1] for [B, K], as `logits / tau` '
-    'broadcasts). Either broadcasts one way only: the temperature over the '
-    'logits\' batch, or the logits over the temperature (logits [K] with tau '
-    '[T] give [T, K] samples), never into a batch shape that neither has. '
-    'When both readings fit and differ, the one that keeps the logits\' shape '
-    'is used.')
-_BERNOULLI_FORMS = (
-    'Accepted temperature shapes: a scalar, or any shape that broadcasts '
-    'against the logits (both directions: logits [D] with tau [T, 1] give '
-    '[T, D] samples).')
-
-
-def _left_pad(shape, n):
-  return (1,) * (n - len(shape)) + tuple(shape)
-
-
-def _without(shape, axis):
-  """`shape` without the (negative) `axis`."""
-  position = len(shape) + axis
-  return tuple(shape[:position]) + tuple(shape[position + 1:])
-
-
-def _with(shape, axis, size):
-  """`shape` with a (negative) `axis` of `size` inserted."""
-  position = len(shape) + 1 + axis
-  return tuple(shape[:position]) + (size,) + tuple(shape[position:])
-
-
-def _readings(tau_shape, shape, axis):
-  """The readings of a temperature of `tau_shape` for points of `shape`.
-
-  Args:
-    tau_shape: the temperature's shape.
-    shape: the logits' shape (for densities, that of the points and logits
-      broadcast).
-    axis: the category axis, negative.
-
-  Returns:
-    `(batch_shape, readings)`: the points' batch shape, and for 'batch' (b)
-    and, where the temperature has size 1 at the category axis, 'logits' (c):
-    `None` if the reading does not broadcast, else `(tau_batch, out_batch,
-    one_way)`: the temperature's batch shape in that reading, the broadcast
-    batch shape, and whether that is the temperature's or the points' batch
-    shape (left-padded), i.e. one of them broadcast over the other.
-  """
-  batch = _without(shape, axis)
-  candidates = {'batch': tuple(tau_shape)}
-  if len(tau_shape) >= -axis and tau_shape[axis] == 1:
-    candidates['logits'] = _without(tau_shape, axis)
-  readings = {}
-  for reading, tau_batch in candidates.items():
-    try:
-      out = tuple(np.broadcast_shapes(tau_batch, batch))
-    except ValueError:
-      readings[reading] = None
-      continue
-    n = len(out)
-    readings[reading] = (tau_batch, out, out in (_left_pad(tau_batch, n), _left_pad(batch, n)))
-  return batch, readings
-
-
-def _same_result(a, b) -> bool:
-  """Whether two readings put the same temperature on every entry.
-
-  Both are reshapes of one array; they agree iff they broadcast to the same
-  shape with their non-1 axes at the same positions.
-  """
-  (tau_a, out_a, _), (tau_b, out_b, _) = a, b
-  if out_a != out_b:
-    return False
-  n = len(out_a)
-  non_1 = lambda s: [i for i, size in enumerate(_left_pad(s, n)) if size != 1]
-  return non_1(tau_a) == non_1(tau_b)
-
-
-def _resolve(tau_shape, shape, axis):
-  """Applies the rule; returns the reading's `(tau_batch, out_batch)`, or the
-  error's kind ('ambiguous' or 'none') and the readings."""
-  batch, readings = _readings(tau_shape, shape, axis)
-  fitting = {r: v for r, v in readings.items() if v is not None and v[2]}
-  if len(fitting) == 2 and not _same_result(fitting['batch'], fitting['logits']):
-    keeping = [r for r, v in fitting.items() if v[1] == batch]
-    if len(keeping) != 1:
-      return 'ambiguous', readings
-    fitting = {keeping[0]: fitting[keeping[0]]}
-  if not fitting:
-    return 'none', readings
-  tau_batch, out, _ = fitting.get('batch') or fitting['logits']
-  return (tau_batch, out), readings
-
-
-def _spelling(reading, tau_shape, out_batch, shape, axis, operands) -> str:
-  """How to ask for `reading`'s result unambiguously, as code."""
-  # Candidates: the full batch shape; the full shape with 1 on the category
-  # axis; the full batch shape with the points broadcast too (always works).
-  for target, full in [(out_batch, shape), (_with(out_batch, axis, 1), shape),
-                       (out_batch, _with(out_batch, axis, shape[axis]))]:
-    resolved, _ = _resolve(target, full, axis)
-    # The same batch shape, and the temperature's own axes are its axes.
-    if isinstance(resolved, str) or resolved[1] != out_batch or (
-        _left_pad(resolved[0], len(out_batch)) != out_batch):
-      continue
-    base, base_shape = 'temperature', tuple(tau_shape)
-    if reading == 'logits' and len(target) == len(out_batch):
-      base, base_shape = f'jnp.squeeze(temperature, {axis})', _without(tau_shape, axis)
-    if base_shape == target:
-      spelling = 'the same temperature' if base == 'temperature' else base
-    else:
-      spelling = f'jnp.broadcast_to({base}, {target})'
-    if full != shape:
-      spelling += f' with {operands} broadcast to {full}'
-    return spelling
-  raise AssertionError('unreachable: a full batch shape is always unambiguous')
-
-
-def _temperature_error(kind, tau_shape, shape, axis, readings, fn, what, operands, result):
-  batch = _without(shape, axis)
-  where = f'{what} (batch shape {batch}, category axis {axis})'
-  names = {'batch': 'as a batch shape (TensorFlow Probability\'s reading)',
-           'logits': 'with size 1 on the category axis (as `logits / tau` broadcasts)'}
-
-  def result_shape(out):
-    return _with(out, axis, shape[axis]) if result == 'samples' else out
-
-  def choice(reading):
-    out = readings[reading][1]
-    return (f'{names[reading].split(" (")[0]}, {result_shape(out)}: '
-            f'{_spelling(reading, tau_shape, out, shape, axis, operands)}')
-
-  if kind == 'ambiguous':
-    both = [readings['batch'], readings['logits']]
-    keep = 'both keep' if all(v[1] == batch for v in both) else 'neither keeps'
-    parts = [f'read {names[r]} it gives {result} of shape {result_shape(readings[r][1])}'
-             for r in ('batch', 'logits')]
-    return ValueError(
-        f'{fn}: temperature of shape {tuple(tau_shape)} is ambiguous against {where}: '
-        f'its two readings give different {result} and {keep} the shape of '
-        f'{operands}: {parts[0]}; {parts[1]}. Say which, with a temperature '
-        f'that has one reading: {choice("batch")}; {choice("logits")}.')
-  outer = [r for r, v in readings.items() if v is not None]
-  hint = ''
-  if outer:
-    parts = [f'read {names[r]} it would broadcast to batch shape {readings[r][1]}'
-             for r in outer]
-    hint = (f' A temperature is never broadcast into a batch shape that neither it '
-            f'nor {operands} have: {"; ".join(parts)}. If you meant that, pass '
-            f'{"; ".join(choice(r) for r in outer)}.')
-  return ValueError(
-      f'{fn}: temperature of shape {tuple(tau_shape)} does not broadcast against '
-      f'{where}.{hint} {_CATEGORICAL_FORMS}')
-
-
-def _categorical_temperature(temperature, shape, axis, dtype, fn, what,
-                             operands='the logits', result='samples'):
-  """Applies the temperature rule for a category axis (module docstring).
-
-  Args:
-    temperature: a scalar or array of temperatures.
-    shape: the shape of the logits (for densities, of x and logits broadcast).
-    axis: the category axis, negative (counted from the end).
-    dtype: the compute dtype.
-    fn: the public function's name, for errors.
-    what: the shapes in words, for errors ('logits of shape (2, 3)').
-    operands: the arrays of `shape` in words, for errors.
-    result: what the function returns, in words, for errors.
-
-  Returns:
-    `(tau, out_shape)`: the output shape, i.e. the broadcast batch shape with
-    the category axis of size `shape[axis]` at `axis`, and the temperature
-    with the rank of `out_shape` and size 1 on the category axis.
-  """
-  check_temperature(temperature, f'{fn}: temperature')
-  tau = jnp.asarray(temperature, dtype)
-  shape = tuple(shape)
-  resolved, readings = _resolve(tau.shape, shape, axis)
-  if isinstance(resolved, str):
-    raise _temperature_error(resolved, tau.shape, shape, axis, readings, fn, what,
-                             operands, result)
-  tau_batch, out_batch = resolved
-  # Left-pad to the batch rank (explicitly: rank promotion may be disabled).
-  tau = tau.reshape(_left_pad(tau_batch, len(out_batch)))
-  out_shape = _with(out_batch, axis, shape[axis])
-  return jnp.expand_dims(tau, len(out_batch) + 1 + axis), out_shape
-
-
-def _bernoulli_temperature(temperature, shape, dtype, fn, what):
-  """Broadcasts a temperature against `shape` in both directions.
-
-  Args:
-    temperature: a scalar or array of temperatures.
-    shape: the shape of the logits (for densities, of x and logits broadcast).
-    dtype: the compute dtype.
-    fn: the public function's name, for errors.
-    what: the shapes in words, for errors.
-
-  Returns:
-    `(tau, out_shape)`: the broadcast shape, and the temperature left-padded
-    to its rank.
-  """
-  check_temperature(temperature, f'{fn}: temperature')
-  tau = jnp.asarray(temperature, dtype)
-  try:
-    out_shape = np.broadcast_shapes(tau.shape, tuple(shape))
-  except ValueError:
-    raise ValueError(
-        f'{fn}: temperature of shape {tau.shape} does not broadcast against '
-        f'{what}. {_BERNOULLI_FORMS}') from None
-  tau = tau.reshape(_left_pad(tau.shape, len(out_shape)))
-  return tau, out_shape
+# Public as `gumbel.check_temperature`: what callers use to check a temperature.
+check_temperature = _checks.check_temperature
 
 
 # ----------------------------------------------------------------------------
@@ -513,7 +128,19 @@ def logistic_from_uniform(u: ArrayLike) -> Array:
   return jnp.log(u) - jnp.log1p(-u)
 
 
-def _uniform(key, shape, dtype):
+def sample_uniform(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
+  """Draws uniforms in [tiny, 1 - eps] of `dtype`, what the noise samplers transform.
+
+  Args:
+    key: a PRNG key.
+    shape: the shape of the uniforms.
+    dtype: a floating dtype (the samplers pass their compute dtype).
+
+  Returns:
+    An array of `shape` and `dtype` with i.i.d. uniform entries, never 0 or 1.
+  """
+  _checks.check_key(key, 'sample_uniform', 'key, shape, dtype')
+  shape = tuple(shape)
   finfo = jnp.finfo(dtype)
   # Drawn flat and reshaped: the same bits, but XLA's CPU code for a short
   # trailing axis (e.g. K=10 categories) is about 3x slower.
@@ -540,9 +167,9 @@ def sample_gumbel(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
   References:
     [GS] section 2; [CON] definition 1.
   """
-  _check_key(key, 'sample_gumbel', 'key, shape, dtype')
-  compute = _compute_dtype(dtype)
-  return gumbel_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
+  _checks.check_key(key, 'sample_gumbel', 'key, shape, dtype')
+  compute = _checks.compute_dtype(dtype)
+  return gumbel_from_uniform(sample_uniform(key, shape, compute)).astype(dtype)
 
 
 def sample_logistic(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Array:
@@ -559,9 +186,9 @@ def sample_logistic(key: Array, shape: Sequence[int], dtype=jnp.float32) -> Arra
   References:
     [CON] section 3.3.
   """
-  _check_key(key, 'sample_logistic', 'key, shape, dtype')
-  compute = _compute_dtype(dtype)
-  return logistic_from_uniform(_uniform(key, tuple(shape), compute)).astype(dtype)
+  _checks.check_key(key, 'sample_logistic', 'key, shape, dtype')
+  compute = _checks.compute_dtype(dtype)
+  return logistic_from_uniform(sample_uniform(key, shape, compute)).astype(dtype)
 
 
 def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:
@@ -579,11 +206,11 @@ def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:
   References:
     [GS] eq. 1 (the Gumbel-Max trick); [CON] section 2.2.
   """
-  _check_key(key, 'gumbel_max', 'key, logits')
-  logits = _as_logits(logits, 'gumbel_max', signature='key, logits')
-  axis = _check_categorical(logits, axis, 'gumbel_max')
+  _checks.check_key(key, 'gumbel_max', 'key, logits')
+  logits = _checks.as_logits(logits, 'gumbel_max', signature='key, logits')
+  axis = _checks.check_categorical(logits, axis, 'gumbel_max')
   dtype = logits.dtype
-  compute = _compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   g = sample_gumbel(key, logits.shape, compute)
   index = jnp.argmax(logits.astype(compute) + g, axis=axis)
   return jax.nn.one_hot(index, logits.shape[axis], dtype=dtype, axis=axis)
@@ -616,13 +243,13 @@ def _perturbed_logits(key, logits, temperature, axis, fn):
     from the end, and the dtype of `logits`.
   """
   signature = 'key, logits, temperature'
-  _check_key(key, fn, signature)
-  logits = _as_logits(logits, fn, signature=signature)
+  _checks.check_key(key, fn, signature)
+  logits = _checks.as_logits(logits, fn, signature=signature)
   # Negative: the category axis counts from the end, also after broadcasting.
-  axis = _check_categorical(logits, axis, fn) - logits.ndim
+  axis = _checks.check_categorical(logits, axis, fn) - logits.ndim
   dtype = logits.dtype
-  compute = _compute_dtype(dtype)
-  tau, shape = _categorical_temperature(
+  compute = _checks.compute_dtype(dtype)
+  tau, shape = _checks.categorical_temperature(
       temperature, logits.shape, axis, compute, fn, f'logits of shape {logits.shape}')
   g = sample_gumbel(key, shape, compute)
   # Broadcast explicitly: rank promotion may be disabled.
@@ -663,7 +290,7 @@ def gumbel_softmax(
   References:
     [GS] eq. 2 and section 2.2 (straight-through); [CON] definition 2.
   """
-  _check_static_bool(hard, 'gumbel_softmax', 'hard')
+  _checks.check_static_bool(hard, 'gumbel_softmax', 'hard')
   z, axis, dtype = _perturbed_logits(key, logits, temperature, axis, 'gumbel_softmax')
   y = jax.nn.softmax(z, axis=axis)
   if hard:
@@ -732,12 +359,12 @@ def relaxed_bernoulli(
     [CON] section 3.3 and eq. 21 (Binary Concrete); [GS] section 2.2.
   """
   fn, signature = 'relaxed_bernoulli', 'key, logits, temperature'
-  _check_static_bool(hard, fn, 'hard')
-  _check_key(key, fn, signature)
-  logits = _as_logits(logits, fn, signature=signature)
+  _checks.check_static_bool(hard, fn, 'hard')
+  _checks.check_key(key, fn, signature)
+  logits = _checks.as_logits(logits, fn, signature=signature)
   dtype = logits.dtype
-  compute = _compute_dtype(dtype)
-  tau, shape = _bernoulli_temperature(
+  compute = _checks.compute_dtype(dtype)
+  tau, shape = _checks.bernoulli_temperature(
       temperature, logits.shape, compute, fn, f'logits of shape {logits.shape}')
   noise = sample_logistic(key, shape, compute)
   # Broadcast explicitly: rank promotion may be disabled.
@@ -755,12 +382,12 @@ def relaxed_bernoulli(
 
 def _exp_concrete_log_prob(log_x, logits, temperature, axis, fn, points):
   """`exp_concrete_log_prob`; `points` names `log_x` in errors."""
-  log_x = _as_points(log_x, fn, points)
-  logits = _as_logits(logits, fn)
+  log_x = _checks.as_points(log_x, fn, points)
+  logits = _checks.as_logits(logits, fn)
   # A negative axis counts from the end, so it stays valid after broadcasting.
-  axis = _check_categorical(log_x, axis, fn, points) - log_x.ndim
-  dtype = _float_result_type(log_x, logits)
-  compute = _compute_dtype(dtype)
+  axis = _checks.check_categorical(log_x, axis, fn, points) - log_x.ndim
+  dtype = _checks.float_result_type(log_x, logits)
+  compute = _checks.compute_dtype(dtype)
   what = f'{points} of shape {log_x.shape} and logits of shape {logits.shape}'
   try:
     shape = np.broadcast_shapes(log_x.shape, logits.shape)
@@ -770,7 +397,7 @@ def _exp_concrete_log_prob(log_x, logits, temperature, axis, fn, points):
   if n == 0:
     raise ValueError(f'{fn}: {what} broadcast to {shape}, which has no categories '
                      f'(size 0 on the category axis {axis}).')
-  tau, shape = _categorical_temperature(
+  tau, shape = _checks.categorical_temperature(
       temperature, shape, axis, compute, fn, what, operands=f'{points} and logits',
       result='log-densities')
   # Broadcast explicitly: rank promotion may be disabled.
@@ -843,14 +470,14 @@ def concrete_log_prob(
     [CON] eq. 11 (definition 2); [GS] eq. 3.
   """
   fn = 'concrete_log_prob'
-  x = _as_points(x, fn, 'x')
-  axis = _check_categorical(x, axis, fn, 'x')
-  compute = _compute_dtype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
+  x = _checks.as_points(x, fn, 'x')
+  axis = _checks.check_categorical(x, axis, fn, 'x')
+  compute = _checks.compute_dtype(x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.float32)
   log_x = jnp.log(jnp.maximum(x.astype(compute), jnp.finfo(compute).tiny))
   log_prob = _exp_concrete_log_prob(log_x, logits, temperature, axis, fn, 'x')
   # The batch shape of x broadcasts (right-aligned) against that of log_prob.
   out = log_prob - jnp.broadcast_to(jnp.sum(log_x, axis=axis), log_prob.shape)
-  return out.astype(_float_result_type(x, jnp.asarray(logits)))
+  return out.astype(_checks.float_result_type(x, jnp.asarray(logits)))
 
 
 def binary_concrete_log_prob(
@@ -880,16 +507,16 @@ def binary_concrete_log_prob(
     [CON] eq. 21 and appendix C.
   """
   fn = 'binary_concrete_log_prob'
-  x = _as_points(x, fn, 'x')
-  logits = _as_logits(logits, fn)
-  dtype = _float_result_type(x, logits)
-  compute = _compute_dtype(dtype)
+  x = _checks.as_points(x, fn, 'x')
+  logits = _checks.as_logits(logits, fn)
+  dtype = _checks.float_result_type(x, logits)
+  compute = _checks.compute_dtype(dtype)
   what = f'x of shape {x.shape} and logits of shape {logits.shape}'
   try:
     shape = np.broadcast_shapes(x.shape, logits.shape)
   except ValueError:
     raise ValueError(f'{fn}: {what} do not broadcast.') from None
-  tau, shape = _bernoulli_temperature(temperature, shape, compute, fn, what)
+  tau, shape = _checks.bernoulli_temperature(temperature, shape, compute, fn, what)
   finfo = jnp.finfo(compute)
   # Broadcast explicitly: rank promotion may be disabled.
   x = jnp.broadcast_to(jnp.clip(x.astype(compute), finfo.tiny, 1.0 - finfo.eps), shape)
@@ -925,11 +552,11 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
     [GS] section 4 / appendix (categorical VAE with uniform prior).
   """
   fn = 'categorical_kl'
-  logits_q = _as_logits(logits_q, fn, 'logits_q')
-  logits_p = _as_logits(logits_p, fn, 'logits_p')
-  axis = _check_categorical(logits_q, axis, fn, 'logits_q')
+  logits_q = _checks.as_logits(logits_q, fn, 'logits_q')
+  logits_p = _checks.as_logits(logits_p, fn, 'logits_p')
+  axis = _checks.check_categorical(logits_q, axis, fn, 'logits_q')
   dtype = logits_q.dtype
-  compute = _compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   # Explicitly, and before the softmax over `axis` (an axis of logits_q).
   try:
     logits_p = jnp.broadcast_to(logits_p, logits_q.shape)
@@ -954,10 +581,10 @@ def bernoulli_kl(logits_q: ArrayLike, logits_p: ArrayLike) -> Array:
     The elementwise KL, in the dtype of `logits_q`.
   """
   fn = 'bernoulli_kl'
-  logits_q = _as_logits(logits_q, fn, 'logits_q')
-  logits_p = _as_logits(logits_p, fn, 'logits_p')
+  logits_q = _checks.as_logits(logits_q, fn, 'logits_q')
+  logits_p = _checks.as_logits(logits_p, fn, 'logits_p')
   dtype = logits_q.dtype
-  compute = _compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   # Broadcast explicitly: rank promotion may be disabled.
   try:
     shape = np.broadcast_shapes(logits_q.shape, logits_p.shape)
@@ -973,43 +600,3 @@ def bernoulli_kl(logits_q: ArrayLike, logits_p: ArrayLike) -> Array:
   return kl.astype(dtype)
 
 
-# ----------------------------------------------------------------------------
-# Parameters of the distribution objects (gumbel.distrax_adapter,
-# gumbel.numpyro_adapter).
-# ----------------------------------------------------------------------------
-
-
-def _logits_or_probs(logits, probs, fn, bernoulli=False):
-  """The logits, given exactly one of `logits` and `probs`."""
-  if (logits is None) == (probs is None):
-    raise ValueError(f'{fn}: pass exactly one of logits and probs.')
-  if logits is not None:
-    return _as_logits(logits, fn)
-  probs = _as_logits(probs, fn, 'probs')
-  if bernoulli:
-    return jnp.log(probs) - jnp.log1p(-probs)
-  return jnp.log(probs)
-
-
-def _relaxed_categorical_parameters(temperature, logits, probs, fn):
-  """`(logits [batch..., K], temperature [batch...])`, broadcast by the rule.
-
-  The temperature of the full batch shape is unambiguous for any points of
-  more leading axes (module docstring), so the distribution objects store it
-  in that form.
-  """
-  logits = _logits_or_probs(logits, probs, fn)
-  _check_categorical(logits, -1, fn)
-  tau, shape = _categorical_temperature(
-      temperature, logits.shape, -1, _compute_dtype(logits.dtype), fn,
-      f'logits of shape {logits.shape}')
-  return jnp.broadcast_to(logits, shape), jnp.broadcast_to(jnp.squeeze(tau, -1), shape[:-1])
-
-
-def _relaxed_bernoulli_parameters(temperature, logits, probs, fn):
-  """`(logits, temperature)`, both of their broadcast shape."""
-  logits = _logits_or_probs(logits, probs, fn, bernoulli=True)
-  tau, shape = _bernoulli_temperature(
-      temperature, logits.shape, _compute_dtype(logits.dtype), fn,
-      f'logits of shape {logits.shape}')
-  return jnp.broadcast_to(logits, shape), jnp.broadcast_to(tau, shape)

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from gumbel import _checks
 from gumbel import distributions as _d
 
 Array = jax.Array
@@ -80,12 +81,12 @@ def hard_concrete(
   """
   fn = 'hard_concrete'
   signature = 'key, log_alpha, temperature'
-  _d._check_key(key, fn, signature)
+  _checks.check_key(key, fn, signature)
   low, high = _check_limits(limits, fn)
-  log_alpha = _d._as_logits(log_alpha, fn, 'log_alpha', signature=signature)
+  log_alpha = _checks.as_logits(log_alpha, fn, 'log_alpha', signature=signature)
   dtype = log_alpha.dtype
-  compute = _d._compute_dtype(dtype)
-  tau, shape = _d._bernoulli_temperature(
+  compute = _checks.compute_dtype(dtype)
+  tau, shape = _checks.bernoulli_temperature(
       temperature, log_alpha.shape, compute, fn, f'log_alpha of shape {log_alpha.shape}')
   noise = _d.sample_logistic(key, shape, compute)
   # Broadcast explicitly: rank promotion may be disabled.
@@ -124,10 +125,10 @@ def hard_concrete_l0(
   """
   fn = 'hard_concrete_l0'
   low, high = _check_limits(limits, fn)
-  log_alpha = _d._as_logits(log_alpha, fn, 'log_alpha')
+  log_alpha = _checks.as_logits(log_alpha, fn, 'log_alpha')
   dtype = log_alpha.dtype
-  compute = _d._compute_dtype(dtype)
-  tau, shape = _d._bernoulli_temperature(
+  compute = _checks.compute_dtype(dtype)
+  tau, shape = _checks.bernoulli_temperature(
       temperature, log_alpha.shape, compute, fn, f'log_alpha of shape {log_alpha.shape}')
   log_alpha = jnp.broadcast_to(log_alpha.astype(compute), shape)
   return jax.nn.sigmoid(log_alpha - tau * math.log(-low / high)).astype(dtype)

@@ -41,12 +41,13 @@ except ImportError as e:  # pragma: no cover - exercised in a subprocess.
       'gumbel.numpyro_adapter needs numpyro, an optional extra of gumbel: '
       'pip install "gumbel[numpyro]"') from e
 
+from gumbel import _checks
 from gumbel import distributions
 from gumbel import objectives
 
 Array = jax.Array
 # The temperature rule's broadcasting, shared with gumbel.distrax_adapter.
-_categorical_parameters = distributions._relaxed_categorical_parameters  # pylint: disable=protected-access
+_categorical_parameters = _checks.relaxed_categorical_parameters
 
 
 class RelaxedOneHotCategorical(distribution.Distribution):

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gumbel import _checks
 from gumbel import distributions as _d
 
 Array = jax.Array
@@ -36,7 +37,7 @@ ArrayLike = Any
 
 def _as_square(log_alpha, fn) -> Array:
   """`log_alpha` as a floating array [..., n, n], after the checks."""
-  log_alpha = _d._as_logits(log_alpha, fn, 'log_alpha')
+  log_alpha = _checks.as_logits(log_alpha, fn, 'log_alpha')
   shape = log_alpha.shape
   if log_alpha.ndim < 2 or shape[-1] != shape[-2] or shape[-1] == 0:
     raise ValueError(
@@ -123,10 +124,10 @@ def sinkhorn(
   fn = 'sinkhorn'
   log_alpha = _as_square(log_alpha, fn)
   _check_iterations(num_iters, tol, fn)
-  _d._check_static_bool(return_residual, fn, 'return_residual')
+  _checks.check_static_bool(return_residual, fn, 'return_residual')
   dtype = log_alpha.dtype
   log_p, residual = _log_sinkhorn(
-      log_alpha.astype(_d._compute_dtype(dtype)), num_iters, tol)
+      log_alpha.astype(_checks.compute_dtype(dtype)), num_iters, tol)
   p = jnp.exp(log_p).astype(dtype)
   return (p, residual) if return_residual else p
 
@@ -167,7 +168,7 @@ def matching(log_alpha: ArrayLike) -> Array:
     [MENA] section 2 (the matching operator M); [KUHN].
   """
   log_alpha = _as_square(log_alpha, 'matching')
-  x = jax.lax.stop_gradient(log_alpha.astype(_d._compute_dtype(log_alpha.dtype)))
+  x = jax.lax.stop_gradient(log_alpha.astype(_checks.compute_dtype(log_alpha.dtype)))
   columns = jax.pure_callback(
       _assignment, jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32), x,
       vmap_method='broadcast_all')
@@ -219,14 +220,14 @@ def gumbel_sinkhorn(
   """
   fn = 'gumbel_sinkhorn'
   signature = 'key, log_alpha, temperature'
-  _d._check_static_bool(hard, fn, 'hard')
-  _d._check_key(key, fn, signature)
+  _checks.check_static_bool(hard, fn, 'hard')
+  _checks.check_key(key, fn, signature)
   log_alpha = _as_square(log_alpha, fn)
   _check_iterations(num_iters, tol, fn)
   dtype = log_alpha.dtype
-  compute = _d._compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   n = log_alpha.shape[-1]
-  tau, batch = _d._bernoulli_temperature(
+  tau, batch = _checks.bernoulli_temperature(
       temperature, log_alpha.shape[:-2], compute, fn,
       f'the batch shape {log_alpha.shape[:-2]} of log_alpha of shape {log_alpha.shape}')
   shape = tuple(batch) + (n, n)

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gumbel import _checks
 from gumbel import distributions as _d
 
 Array = jax.Array
@@ -59,12 +60,12 @@ def _check_k(k, n, axis, fn) -> int:
 
 def _perturbed(key, logits, k, axis, fn, signature):
   """Checks the arguments; returns `(logits + g, axis, k, dtype)`, compute dtype."""
-  _d._check_key(key, fn, signature)
-  logits = _d._as_logits(logits, fn, signature=signature)
-  axis = _d._check_categorical(logits, axis, fn)
+  _checks.check_key(key, fn, signature)
+  logits = _checks.as_logits(logits, fn, signature=signature)
+  axis = _checks.check_categorical(logits, axis, fn)
   k = _check_k(k, logits.shape[axis], axis, fn)
   dtype = logits.dtype
-  compute = _d._compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   g = _d.sample_gumbel(key, logits.shape, compute)
   return logits.astype(compute) + g, axis, k, dtype
 
@@ -127,12 +128,12 @@ def plackett_luce_log_prob(logits: ArrayLike, indices: ArrayLike, *, axis: int =
     [PL]; [KOOL] section 2 and eq. 4.
   """
   fn = 'plackett_luce_log_prob'
-  logits = _d._as_logits(logits, fn)
-  axis = _d._check_categorical(logits, axis, fn)
+  logits = _checks.as_logits(logits, fn)
+  axis = _checks.check_categorical(logits, axis, fn)
   n = logits.shape[axis]
-  if _d._is_key(indices) or not jnp.issubdtype(jnp.asarray(indices).dtype, jnp.integer):
+  if _checks.is_key(indices) or not jnp.issubdtype(jnp.asarray(indices).dtype, jnp.integer):
     raise ValueError(f'{fn}: indices must be an integer array (category indices, e.g. '
-                     f'from gumbel_top_k), got {_d._describe(indices)}.')
+                     f'from gumbel_top_k), got {_checks.describe(indices)}.')
   indices = jnp.asarray(indices)
   # Negative: the axis counts from the end, so the batch shapes broadcast.
   axis -= logits.ndim
@@ -143,7 +144,7 @@ def plackett_luce_log_prob(logits: ArrayLike, indices: ArrayLike, *, axis: int =
   if not 1 <= k <= n:
     raise ValueError(f'{fn}: indices of shape {indices.shape} hold k={k} draws on axis '
                      f'{axis}; allowed are 1 <= k <= {n} (the number of categories).')
-  if _d._is_concrete(indices):
+  if _checks.is_concrete(indices):
     values = np.moveaxis(np.asarray(indices), axis, -1)
     if values.size and (values.min() < 0 or values.max() >= n):
       raise ValueError(f'{fn}: indices must lie in [0, {n}) (the categories of axis '
@@ -153,7 +154,7 @@ def plackett_luce_log_prob(logits: ArrayLike, indices: ArrayLike, *, axis: int =
       raise ValueError(f'{fn}: indices must be distinct along axis {axis} (a sample '
                        'without replacement), got a repeated index.')
   dtype = logits.dtype
-  compute = _d._compute_dtype(dtype)
+  compute = _checks.compute_dtype(dtype)
   logits = jnp.moveaxis(logits.astype(compute), axis, -1)  # [..., n]
   indices = jnp.moveaxis(indices, axis, -1)  # [..., k]
   try:
@@ -298,16 +299,16 @@ def relaxed_top_k(
   """
   fn = 'relaxed_top_k'
   signature = 'key, logits, k, temperature'
-  _d._check_static_bool(hard, fn, 'hard')
+  _checks.check_static_bool(hard, fn, 'hard')
   if method not in _METHODS:
     raise ValueError(f'{fn}: method must be one of {_METHODS}, got {method!r}.')
-  _d._check_key(key, fn, signature)
-  logits = _d._as_logits(logits, fn, signature=signature)
-  axis = _d._check_categorical(logits, axis, fn) - logits.ndim  # Negative.
+  _checks.check_key(key, fn, signature)
+  logits = _checks.as_logits(logits, fn, signature=signature)
+  axis = _checks.check_categorical(logits, axis, fn) - logits.ndim  # Negative.
   k = _check_k(k, logits.shape[axis], axis, fn)
   dtype = logits.dtype
-  compute = _d._compute_dtype(dtype)
-  tau, shape = _d._categorical_temperature(
+  compute = _checks.compute_dtype(dtype)
+  tau, shape = _checks.categorical_temperature(
       temperature, logits.shape, axis, compute, fn, f'logits of shape {logits.shape}')
   g = _d.sample_gumbel(key, shape, compute)
   # Broadcast explicitly: rank promotion may be disabled.

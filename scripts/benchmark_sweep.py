@@ -4,7 +4,7 @@ r"""Aggregate throughput of vmapped sweep members against one member run alone.
       --members=1,8,64 --steps=50 --repeats=3]
 
 Times the shared loop's compiled training chunk (`training.prepare`, then
-`training.compile_train_chunk`: what `training.run` trains) of a Table 1
+`programs.compile_train_chunk`: what `training.run` trains) of a Table 1
 model (`configs/estimator_comparison.py`, paper sizes, batch 100, data on
 the device) for one member alone (no vmap), then for M members vmapped in
 one program (seeds and learning rates as data), and prints one
@@ -26,6 +26,7 @@ import numpy as np
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison
 from experiments import input_pipeline
+from experiments import programs
 from experiments import training
 
 FLAGS = flags.FLAGS
@@ -50,7 +51,7 @@ def make_runner(config, task, num_members: int, batched: bool, steps: int):
     c.seed, c.optimizer.learning_rate = i, float(lrs[i])
     configs.append(c)
   # The loop's own start (keys, padding, placement) and its own compiled chunk.
-  timed = training.chunk_timer(training.prepare(task, configs, batched=batched), steps)
+  timed = programs.chunk_timer(training.prepare(task, configs, batched=batched), steps)
 
   def run():
     return timed()[0]

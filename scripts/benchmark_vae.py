@@ -3,7 +3,7 @@ r"""Times the categorical VAE's compiled training against an idiomatic PyTorch p
   python -m scripts.benchmark_vae [--steps_per_call=300 --repeats=5 --torch_compile]
 
 The JAX side runs the experiment's own code (`training.prepare` and
-`training.compile_train_chunk`, what `training.run` trains, on
+`programs.compile_train_chunk`, what `training.run` trains, on
 `experiments.vae.create_task` with `configs/vae.py`: K=10, N=30,
 784-512-256-300 / 300-256-512-784, Adam with staircase decay, dynamic
 binarization, tau schedule) on images living on the device:
@@ -32,6 +32,7 @@ import numpy as np
 
 from configs import vae as vae_config
 from experiments import input_pipeline
+from experiments import programs
 from experiments import training
 from experiments import vae
 
@@ -65,7 +66,7 @@ def _load() -> float:
 def make_jax_runner(config, dataset: input_pipeline.Dataset, steps: int):
   """Returns `run() -> seconds` for `steps` steps of the experiment's compiled chunk."""
   task = vae.create_task(config, dataset)
-  timed = training.chunk_timer(training.prepare(task, [config]), steps)  # A group of one.
+  timed = programs.chunk_timer(training.prepare(task, [config]), steps)  # A group of one.
 
   def run():
     elapsed, metrics = timed()

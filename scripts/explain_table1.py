@@ -23,10 +23,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from experiments import estimator_comparison
+from experiments import launcher
 from experiments import preemption
+from experiments import progress
 from experiments import sweep
-from experiments import training
 from scripts import reproduce_table1
 from scripts import tables
 
@@ -128,9 +128,9 @@ def members(name: str, experiment: Experiment, workdir: str) -> list:
     raise ValueError(f'Experiment {name!r}: {e}') from None
   path = os.path.join(workdir, name)
   if not experiment.learning_rates:
-    return [sweep.Member(config, path, estimator_comparison.create_task)]
+    return [sweep.Member(config, path)]
   hyper = [{'config.optimizer.learning_rate': lr} for lr in experiment.learning_rates]
-  return sweep.expand(config, hyper, path, estimator_comparison.create_task)
+  return sweep.expand(config, hyper, path)
 
 
 def _change(experiment: Experiment) -> str:
@@ -203,15 +203,15 @@ def _main(argv):
       print(f'{name}: {reproduce_table1.ROW_NAMES[e.row]} {e.estimator}; tests {e.tests}; '
             f'{_change(e)}')
     return
-  training.quiet_orbax_logs()
+  progress.quiet_orbax_logs()
   if not FLAGS.collect_only:
     if FLAGS.workers == 1:
-      sweep.pin_xla_to_one_thread()  # As the local workers train (and the committed runs).
+      launcher.pin_xla_to_one_thread()  # As the local workers train (and the committed runs).
     names = FLAGS.only or [n for n, e in EXPERIMENTS.items() if not e.made_by]
     queue = [m for n in names for m in members(n, EXPERIMENTS[n], FLAGS.workdir)]
     logging.info('Training %d experiments (%d runs).', len(names), len(queue))
-    sweep.launch(queue, workers=FLAGS.workers, log_dir=FLAGS.workdir,
-                 label=f'Table 1 explanations ({len(names)})')
+    launcher.launch(queue, workers=FLAGS.workers, log_dir=FLAGS.workdir,
+                    label=f'Table 1 explanations ({len(names)})')
   table_dir = FLAGS.table_dir or FLAGS.workdir
   os.makedirs(table_dir, exist_ok=True)
   print(write_table(FLAGS.workdir, FLAGS.table_workdir, table_dir))

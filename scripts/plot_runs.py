@@ -11,8 +11,8 @@ logged, gradient variance (every `grad_var/<estimator>` key, log scale).
 Panels without data are left out. Runs are labelled by the config fields that
 differ between them (experiment, estimator, model.hard, learning rate, seed
 first; other fields only if those do not tell the runs apart). A line of
-metrics.jsonl that is not valid JSON (a run killed mid-write) is skipped with
-a warning.
+metrics.jsonl that is not valid JSON (a run killed mid-write) is dropped with
+a warning (`metric_writer.read_metrics`, the run files' own reader).
 """
 
 import dataclasses
@@ -28,6 +28,9 @@ import matplotlib
 matplotlib.use('Agg')
 from matplotlib import lines as mlines  # pylint: disable=g-import-not-at-top
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+from experiments import metric_writer  # pylint: disable=g-import-not-at-top
+from experiments import run_files  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
@@ -72,36 +75,6 @@ def find_runs(paths):
   return runs
 
 
-def read_metrics(workdir):
-  """Reads metrics.jsonl, skipping (with a warning) lines that are not JSON objects."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  metrics = []
-  with open(path) as f:
-    for number, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:
-        record = None
-      if not isinstance(record, dict) or 'step' not in record:
-        warnings.warn(f'{path}:{number}: skipped a line that is not a complete JSON record '
-                      f'(a run killed while writing?): {line.strip()[:60]!r}')
-        continue
-      metrics.append(record)
-  return metrics
-
-
-def read_config(workdir):
-  """Reads config.json; an empty dict (with a warning) if there is none."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    warnings.warn(f'{path}: missing; the run is labelled by its folder name.')
-    return {}
-  with open(path) as f:
-    return json.load(f)
-
-
 def load_runs(paths):
   """Returns a `Run` for every run folder in `paths` (sweeps expanded)."""
   folders = find_runs(paths)
@@ -110,7 +83,18 @@ def load_runs(paths):
     names = [os.path.relpath(os.path.abspath(f), common) for f in folders]
   else:
     names = [os.path.basename(os.path.normpath(os.path.abspath(f))) for f in folders]
-  return [Run(f, n, read_config(f), read_metrics(f)) for f, n in zip(folders, names)]
+  return [Run(f, n, _read_config(f), metric_writer.read_metrics(f))
+          for f, n in zip(folders, names)]
+
+
+def _read_config(workdir):
+  """The run's config.json (`run_files.read_config`); an empty dict, with a warning, if none."""
+  config = run_files.read_config(workdir)
+  if config is None:
+    warnings.warn(f'{os.path.join(workdir, run_files.CONFIG_FILE)}: missing; the run is '
+                  'labelled by its folder name.')
+    return {}
+  return config
 
 
 def flatten(config, prefix=''):

@@ -38,11 +38,16 @@ import numpy as np
 
 from configs import estimator_comparison as table_config
 from experiments import estimator_comparison
+from experiments import evaluation
+from experiments import launcher
+from experiments import metric_writer
 from experiments import preemption
+from experiments import programs
+from experiments import progress
+from experiments import run_files
 from experiments import sweep
 from experiments import training
 import gumbel
-from scripts import plot_runs
 from scripts import tables
 
 ROWS = ('sbn_bern', 'sbn_cat', 'vae_bern', 'vae_cat')
@@ -107,7 +112,7 @@ def cell_members(preset, rows, estimators, workdir, overrides=None) -> dict:
       arg = f'model={row},estimator={name},preset={preset}'
       cells[(row, name)] = sweep.expand(
           cell_config(row, name, preset, overrides), table_config.get_hyper(sweep, arg),
-          os.path.join(workdir, row, name), estimator_comparison.create_task)
+          os.path.join(workdir, row, name))
   return cells
 
 
@@ -155,11 +160,11 @@ def run_seconds(workdir: str) -> float:
   if not os.path.exists(path):
     return float('nan')
   seconds, previous = 0.0, 0
-  for record in plot_runs.read_metrics(workdir):  # Cut lines are skipped, with a warning.
+  for record in metric_writer.read_metrics(workdir):  # Cut lines are dropped, with a warning.
     if record.get('steps_per_sec'):
       seconds += (record['step'] - previous) / record['steps_per_sec']
       previous = record['step']
-  result = training.read_result(workdir)
+  result = run_files.read_result(workdir)
   seconds += sum(v for k, v in result.items() if k.endswith('/eval_seconds'))
   members = (result.get('provenance') or {}).get('members_in_program', 1)
   return seconds / members
@@ -266,7 +271,7 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
   commits = sorted({c for s in summaries.values() for c in s.get('commits', [])})
   md += ['', f'Data: {", ".join(data) or "?"}. Code: commit(s) {", ".join(commits) or "?"}.']
   if wall_seconds is not None:
-    md.append(f'Wall time of this run: {training.format_duration(wall_seconds)}.')
+    md.append(f'Wall time of this run: {progress.format_duration(wall_seconds)}.')
   # How our ordering of the paper's estimators compares with the paper's.
   md += ['', '| model | our ordering (paper columns, best first) | paper\'s ordering | '
          'Spearman rank correlation |', '|---|---|---|---|']
@@ -342,7 +347,7 @@ def time_cell(config, dataset, steps: int) -> dict:
   """
   task = estimator_comparison.create_task(config, dataset)
   group = training.prepare(task, [config])  # The loop's own start and program.
-  timed = training.chunk_timer(group, steps)
+  timed = programs.chunk_timer(group, steps)
   compile_seconds = timed()[0]
   step_seconds = timed()[0] / steps
   state, keys = group.state, group.keys
@@ -351,13 +356,13 @@ def time_cell(config, dataset, steps: int) -> dict:
     n = len(jax.tree.leaves(examples)[0])
     if not n:
       continue
-    fn = training.jit_over_members(task.eval_batch[split], False)
+    fn = evaluation.jit_over_members(task.eval_batch[split], False)
     batch = jax.tree.map(lambda x: x[:config.eval.batch_size], examples)
-    training.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
-                      config.eval.batch_size)  # Compiles.
+    evaluation.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
+                        config.eval.batch_size)  # Compiles.
     start = time.perf_counter()
-    training.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
-                      config.eval.batch_size)
+    evaluation.evaluate(fn, state['params'], state['extra'], batch, keys['eval'],
+                        config.eval.batch_size)
     eval_seconds += (time.perf_counter() - start) * math.ceil(n / config.eval.batch_size)
   grad_var_steps = (config.num_train_steps // config.grad_var_every * config.grad_var_samples
                     if config.grad_var_every else 0)
@@ -381,7 +386,7 @@ def estimate(cells: dict, steps: int, workers: int) -> str:
       datasets[data_key] = estimator_comparison.input_pipeline.load_dataset(config.data)
     t = time_cell(config, datasets[data_key], steps)
     paper_runs = len(sweep.expand(config, table_config.get_hyper(
-        sweep, f'model={row},estimator={name},preset=paper'), '/nonexistent', None))
+        sweep, f'model={row},estimator={name},preset=paper'), '/nonexistent'))
     cell, paper_cell = len(members) * t['run_seconds'], paper_runs * t['run_seconds']
     total, paper_total = total + cell, paper_total + paper_cell
     num_runs, num_paper_runs = num_runs + len(members), num_paper_runs + paper_runs
@@ -409,10 +414,10 @@ def estimate(cells: dict, steps: int, workers: int) -> str:
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  training.quiet_orbax_logs()
+  progress.quiet_orbax_logs()
   if FLAGS.estimate or (FLAGS.workers == 1 and not FLAGS.collect_only):
     # Time, or train in this process, as a --workers process does: XLA on one thread.
-    sweep.pin_xla_to_one_thread()
+    launcher.pin_xla_to_one_thread()
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for row in FLAGS.rows:
@@ -429,13 +434,13 @@ def _main(argv):
   members = [m for ms in cells.values() for m in ms]
   index, count = sweep.parse_shard(FLAGS.shard)
   if FLAGS.estimate:
-    print(estimate(cells, FLAGS.estimate_steps, sweep.num_workers(FLAGS.workers, count)))
+    print(estimate(cells, FLAGS.estimate_steps, launcher.num_workers(FLAGS.workers, count)))
     return
   if not FLAGS.collect_only:
     # With local workers the queue is ordered by cost (--order); shards keep the grid's order.
     queue = members if count != 1 else queue_order(members, FLAGS.order)
-    sweep.launch(queue, workers=FLAGS.workers, shard_spec=FLAGS.shard, log_dir=FLAGS.workdir,
-                 label=f'Table 1 ({FLAGS.preset}, {len(cells)} cells)')
+    launcher.launch(queue, workers=FLAGS.workers, shard_spec=FLAGS.shard,
+                    log_dir=FLAGS.workdir, label=f'Table 1 ({FLAGS.preset}, {len(cells)} cells)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   table_dir = FLAGS.table_dir or FLAGS.workdir

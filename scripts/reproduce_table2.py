@@ -28,10 +28,11 @@ from absl import flags
 import numpy as np
 
 from configs import ssl as table_config
+from experiments import launcher
+from experiments import loop_config
 from experiments import preemption
-from experiments import ssl
+from experiments import progress
 from experiments import sweep
-from experiments import training
 from scripts import tables
 
 ROWS = table_config.MODES
@@ -57,7 +58,7 @@ def define_flags():
                        'an alpha vmapped together); -1: 1 on CPU, 0 elsewhere '
                        '(sweep.resolve_group_size).')
   flags.DEFINE_integer('workers', 1, 'Local worker processes sharing the grid as a work '
-                       'queue (sweep.num_workers; 0: one per CPU core on a CPU).')
+                       'queue (launcher.num_workers; 0: one per CPU core on a CPU).')
 
 
 def cell_members(preset, modes, workdir, overrides=None) -> dict:
@@ -71,7 +72,7 @@ def cell_members(preset, modes, workdir, overrides=None) -> dict:
     config.lock()  # Unknown override keys fail.
     config.update_from_flattened_dict(overrides or {})
     cells[mode] = sweep.expand(config, table_config.get_hyper(sweep, arg),
-                               os.path.join(workdir, mode), ssl.create_task)
+                               os.path.join(workdir, mode))
   return cells
 
 
@@ -117,8 +118,8 @@ def describe_preset(preset: str) -> list[str]:
   """What `preset` changes from the paper preset (read from the configs, not written out)."""
   if preset == 'paper':
     return []
-  ours = training.flatten_config(table_config.get_config(f'preset={preset}'))
-  paper = training.flatten_config(table_config.get_config('preset=paper'))
+  ours = loop_config.flatten_config(table_config.get_config(f'preset={preset}'))
+  paper = loop_config.flatten_config(table_config.get_config('preset=paper'))
   changed = [f'`{k}` {ours[k]} (paper preset: {paper[k]})' for k in sorted(ours)
              if ours[k] != paper[k]]
   s, p = table_config.SWEEPS[preset], table_config.SWEEPS['paper']
@@ -163,7 +164,7 @@ def write_table(cells: dict, workdir: str, preset: str,
                f'{some["num_valid"]} validation, {some["num_test"]} test.']
   md += describe_preset(preset)
   if wall_seconds is not None:
-    md.append(f'Wall time of this run: {training.format_duration(wall_seconds)}.')
+    md.append(f'Wall time of this run: {progress.format_duration(wall_seconds)}.')
   md += ['', '| mode | alpha | seeds | valid accuracy | test accuracy | test ELBO |',
          '|---|---|---|---|---|---|']
   for mode, s in summaries.items():
@@ -185,7 +186,7 @@ def main(argv):
 def _main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  training.quiet_orbax_logs()
+  progress.quiet_orbax_logs()
   if not FLAGS.workdir:
     raise app.UsageError('--workdir is required.')
   for mode in FLAGS.modes:
@@ -198,9 +199,9 @@ def _main(argv):
   members = [m for ms in cells.values() for m in ms]
   _, count = sweep.parse_shard(FLAGS.shard)
   if not FLAGS.collect_only:
-    sweep.launch(members, workers=FLAGS.workers, shard_spec=FLAGS.shard,
-                 max_group_size=FLAGS.max_group_size, log_dir=FLAGS.workdir,
-                 label=f'Table 2 ({FLAGS.preset}, {len(cells)} modes)')
+    launcher.launch(members, workers=FLAGS.workers, shard_spec=FLAGS.shard,
+                    max_group_size=FLAGS.max_group_size, log_dir=FLAGS.workdir,
+                    label=f'Table 2 ({FLAGS.preset}, {len(cells)} modes)')
   wall = time.perf_counter() - start if not FLAGS.collect_only and count == 1 else None
   os.makedirs(FLAGS.workdir, exist_ok=True)
   print(write_table(cells, FLAGS.workdir, FLAGS.preset, wall))

@@ -8,7 +8,7 @@ import os
 import sys
 
 from experiments import metric_writer
-from experiments import training
+from experiments import run_files
 
 
 def row(workdir: str) -> str:
@@ -18,8 +18,8 @@ def row(workdir: str) -> str:
   lines = metric_writer.read_metrics(workdir)
   train = [l for l in lines if 'train/neg_elbo' in l]
   test = [l for l in lines if 'test/neg_elbo' in l]
-  if not test and train and training.read_result(workdir):  # Its line cut off (a copy).
-    test = [training.read_result(workdir)]
+  if not test and train and run_files.read_result(workdir):  # Its line cut off (a copy).
+    test = [run_files.read_result(workdir)]
   if not train or not test:
     raise ValueError(f'{workdir}: no finished run in metrics.jsonl.')
   seconds, previous = 0.0, 0

@@ -6,7 +6,7 @@ As [GS] section 4.3 does: K classes of random labels, the same networks with
 a K-way y. For each K it builds both modes' tasks (`experiments.ssl.create_task`
 with `configs/ssl.py:mode=...,preset=...,classes=K`, the images on the
 device) and times the training loop's own compiled chunk
-(`training.prepare`, then `training.compile_train_chunk` with the config's
+(`training.prepare`, then `programs.compile_train_chunk` with the config's
 `step_loop`, as `training.run` trains: batches drawn in the program, the
 loss, its gradient and the Adam update; `--steps` steps per call; on CPU one
 compiled step per host call) after compilation and one warm-up call,
@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from configs import ssl as ssl_config
+from experiments import programs
 from experiments import ssl
 from experiments import training
 
@@ -60,7 +61,7 @@ def _load() -> float:
 
 def make_runner(config, steps: int):
   """Returns `(run() -> seconds, compile_seconds)` for `steps` compiled steps of one mode."""
-  timed = training.chunk_timer(training.prepare(ssl.create_task(config), [config]), steps)
+  timed = programs.chunk_timer(training.prepare(ssl.create_task(config), [config]), steps)
 
   def run():
     elapsed, metrics = timed()
@@ -99,7 +100,7 @@ def measure(num_classes: int, *, preset: str, steps: int, repeats: int,
       'batch_size': config.batch_size,
       'labelled_batch_size': config.labelled_batch_size,
       'steps_per_call': steps,
-      'step_loop': training.resolve_step_loop(config.step_loop),
+      'step_loop': programs.resolve_step_loop(config.step_loop),
       'repeats': repeats,
       'times_s_per_step': times,
       'compile_s': compile_seconds,

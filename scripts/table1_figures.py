@@ -23,14 +23,14 @@ matplotlib.use('Agg')
 from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 
-from scripts import plot_runs  # pylint: disable=g-import-not-at-top
+from experiments import metric_writer  # pylint: disable=g-import-not-at-top
 from scripts import reproduce_table1 as table  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 
 
 def _train_curve(workdir: str, key: str):
-  records = [r for r in plot_runs.read_metrics(workdir) if key in r]
+  records = [r for r in metric_writer.read_metrics(workdir) if key in r]
   return [r['step'] for r in records], [r[key] for r in records]
 
 

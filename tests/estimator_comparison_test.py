@@ -11,6 +11,7 @@ import pytest
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison as ec
 from gumbel import diagnostics
+from gumbel import kinds
 import gumbel
 
 FAST = diagnostics.FAST_COMPILE
@@ -181,7 +182,7 @@ def test_every_estimator_trains_a_step(model, name):
   config.data.source = 'embedded'
   task = ec.create_task(config)
   params, states = task.init(jax.random.key(0))
-  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
   grad_fn = jax.jit(jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)
   (loss, (metrics, new_states)), grads = grad_fn(params, states, x, jax.random.key(2), 0)
   assert np.isfinite(float(loss)) and metrics['nll_bound'] == loss
@@ -196,7 +197,7 @@ def test_vae_estimators_and_vimco_objective():
     config = _config('vae_cat', name)
     task = ec.create_task(config)
     params, states = task.init(jax.random.key(0))
-    x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+    x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
     (loss, (metrics, _)), grads = jax.jit(
         jax.value_and_grad(task.loss, has_aux=True), compiler_options=FAST)(
             params, states, x, jax.random.key(2), 0)
@@ -220,13 +221,13 @@ def test_normalized_sf_vae_loss_is_the_one_sample_elbo_with_q_through_its_score(
   config = _config('vae_cat', 'sf')
   task = ec.create_task(config)
   params, states = task.init(jax.random.key(0))
-  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1))
+  x = task.sample_batch(jnp.asarray(task.data), jax.random.key(1), None)
   nets, layers = ec.create_networks(config)
   layer = layers[0]
   loss, (metrics, _) = task.loss(params, states, x, jax.random.key(2), 0)
   # The same sample b as the estimator draws (sf samples with the key it is given).
   logits = layer.logits(nets['encoder'].apply(params['encoder'], x))
-  b = gumbel.estimators.common.KIND_OPS['categorical'].sample(jax.random.key(2), logits)
+  b = kinds.KIND_OPS['categorical'].sample(jax.random.key(2), logits)
   prior = jnp.broadcast_to(ec.prior_logits(params, layer), logits.shape)
   log_lik = gumbel.bernoulli_log_likelihood(
       logits=nets['decoder'].apply(params['decoder'], layer.flatten(b)), targets=x)

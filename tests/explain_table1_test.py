@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from experiments import training
+from experiments import loop_config
+from experiments import run_files
 from scripts import explain_table1 as explain
 from scripts import plot_runs
 from scripts import reproduce_table1
@@ -22,7 +23,7 @@ def test_every_experiment_is_its_cell_with_its_change(name, tmp_path):
   assert e.estimator in reproduce_table1.PAPER_COLUMNS  # It explains a cell with a paper number.
   members = explain.members(name, e, str(tmp_path))
   assert len(members) == max(1, len(e.learning_rates))
-  flat = training.flatten_config(members[0].config)
+  flat = loop_config.flatten_config(members[0].config)
   for key, value in e.overrides.items():
     assert flat[key] == value, key
   assert flat['model.name'] == e.row and flat['estimator.name'] == e.estimator
@@ -67,7 +68,7 @@ def test_table_puts_each_finished_experiment_beside_its_cell(tmp_path):
     paper = reproduce_table1.PAPER[e.row][reproduce_table1.PAPER_COLUMNS.index(e.estimator)]
     assert float(r['paper']) == paper
     folder = os.path.join(EXPLAIN, name)
-    result = training.read_result(folder)
+    result = run_files.read_result(folder)
     if result and not e.learning_rates:  # One run: its own test bound.
       assert float(r['test']) == pytest.approx(result['test/nll'])
       assert f'{result["test/nll"]:.2f}' in text

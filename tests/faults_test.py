@@ -32,13 +32,13 @@ import pytest
 
 from configs import vae as vae_config
 from experiments import checkpointing
+from experiments import evaluation
+from experiments import launcher
 from experiments import metric_writer
 from experiments import preemption
 from experiments import run_files
 from experiments import sweep
-from experiments import training
 from experiments import vae
-from scripts import plot_runs
 from scripts import results_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -93,7 +93,7 @@ def _outcome(workdir):
   def strip(record):
     return {k: v for k, v in record.items()
             if k not in ('steps_per_sec', 'provenance') and not k.endswith('eval_seconds')}
-  return (strip(training.read_result(str(workdir))),
+  return (strip(run_files.read_result(str(workdir))),
           [strip(r) for r in metric_writer.read_metrics(str(workdir))])
 
 
@@ -176,7 +176,7 @@ def test_signalled_subprocess_saves_and_resumes_to_the_same_result(
   assert 0 < step < LONG_STEPS and step % 10 == 0  # The end of a compiled chunk.
   assert step in _checkpoint_steps(str(workdir))  # Saved there, whatever checkpoint_every says.
   assert _train_steps(workdir) == list(range(10, step + 1, 10))  # Flushed, none missing.
-  assert training.read_result(str(workdir)) is None
+  assert run_files.read_result(str(workdir)) is None
 
   _train(workdir, **LONG)
   assert f'Resumed from the checkpoints at step {step}.' in absl_info.text
@@ -188,18 +188,18 @@ def test_signal_during_evaluation_stops_and_the_rerun_only_evaluates(
     reference, tmp_path, monkeypatch, absl_info):
   """The training is checkpointed; evaluation runs again on the next start."""
   previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-  evaluate = training.evaluate
+  evaluate = evaluation.evaluate
 
   def signalled_evaluate(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGTERM)
     return evaluate(*args, **kwargs)
 
-  monkeypatch.setattr(training, 'evaluate', signalled_evaluate)
+  monkeypatch.setattr(evaluation, 'evaluate', signalled_evaluate)
   with pytest.raises(preemption.Preempted, match='during the evaluation at step 40') as info:
     _train(tmp_path)
   assert info.value.exit_status == 143 and info.value.step == 40
   assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
-  assert training.read_result(str(tmp_path)) is None
+  assert run_files.read_result(str(tmp_path)) is None
   assert _checkpoint_steps(str(tmp_path)) == [20, 40]
   assert [l['step'] for l in metric_writer.read_metrics(str(tmp_path))] == [10, 20, 30, 40]
 
@@ -215,8 +215,7 @@ def test_sweep_stops_after_the_signalled_group_and_resumes(reference, tmp_path, 
   """A signal in the first group: it is saved, the second group is not started."""
   base = _config()
   base.lock()
-  members = sweep.expand(base, sweep.sweep('config.model.hard', [False, True]), str(tmp_path),
-                         vae.create_task)
+  members = sweep.expand(base, sweep.sweep('config.model.hard', [False, True]), str(tmp_path))
   assert len(sweep.group(members)) == 2
   write = metric_writer.MetricWriter.write
   sent = []
@@ -229,16 +228,16 @@ def test_sweep_stops_after_the_signalled_group_and_resumes(reference, tmp_path, 
 
   monkeypatch.setattr(metric_writer.MetricWriter, 'write', signalled_write)
   with pytest.raises(preemption.Preempted, match=r'\[1/2 .*\] Stopped by SIGTERM at step 10'):
-    sweep.run(members)
+    launcher.run(members)
   first, second = (m.workdir for m in members)
   assert _checkpoint_steps(first) == [10] and _train_steps(first) == [10]
   assert not os.path.exists(second)
 
   monkeypatch.undo()
-  results = sweep.run(members)
+  results = launcher.run(members)
   assert set(results) == {first, second}
   _assert_same_outcome(first, reference(40))
-  assert training.read_result(second)['step'] == 40
+  assert run_files.read_result(second)['step'] == 40
 
 
 def test_guard_sets_a_flag_and_restores_the_previous_handlers():
@@ -438,10 +437,10 @@ def test_cut_result_line_is_dropped_and_a_longer_rerun_ends_the_same(
   workdir = str(tmp_path / 'run')
   shutil.copytree(reference(40), workdir)
   _cut_last_line(os.path.join(workdir, 'metrics.jsonl'))
-  with pytest.warns(UserWarning, match='metrics.jsonl:5: skipped'):
-    assert [m['step'] for m in plot_runs.read_metrics(workdir)] == [10, 20, 30, 40]
+  assert [m['step'] for m in metric_writer.read_metrics(workdir)] == [10, 20, 30, 40]
+  assert 'dropped 1 unreadable line(s) (5)' in absl_info.text
   row = results_table.row(workdir)  # The results come from result.json then.
-  assert f"| {training.read_result(workdir)['test/neg_elbo']:.2f} |" in row
+  assert f"| {run_files.read_result(workdir)['test/neg_elbo']:.2f} |" in row
   _train(workdir, num_train_steps=60)
   assert 'dropped 1 unreadable line(s) (5)' in absl_info.text
   _assert_same_outcome(workdir, reference(60))
@@ -459,8 +458,8 @@ def test_cut_train_line_of_a_killed_run_is_dropped_and_the_rerun_ends_the_same(
     lines = f.readlines()[:3]
   with open(path, 'w') as f:
     f.writelines(lines[:2] + [lines[2][:40]])
-  with pytest.warns(UserWarning, match='metrics.jsonl:3: skipped'):
-    assert [m['step'] for m in plot_runs.read_metrics(workdir)] == [10, 20]
+  assert [m['step'] for m in metric_writer.read_metrics(workdir)] == [10, 20]
+  assert 'dropped 1 unreadable line(s) (3)' in absl_info.text
   with pytest.raises(ValueError, match='no finished run'):
     results_table.row(workdir)
   _train(workdir)

@@ -22,6 +22,8 @@ from configs import estimator_comparison as ec_config
 from configs import ssl as ssl_config
 from configs import vae as vae_config
 from experiments import estimator_comparison
+from experiments import launcher
+from experiments import run_files
 from experiments import ssl
 from experiments import sweep
 from experiments import training
@@ -33,7 +35,7 @@ _SKIP = ('seconds', 'steps_per_sec', 'provenance', 'eval_seconds')
 
 
 def _numbers(workdir: str) -> dict:
-  result = training.read_result(workdir)
+  result = run_files.read_result(workdir)
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     lines = [json.loads(l) for l in f]
   train = [l for l in lines if any(k.startswith('train/') for k in l)][-1]
@@ -66,8 +68,8 @@ def pinned_runs(root: str) -> dict:
   # A tiny sweep: 2 seeds x 2 learning rates as one vmapped program.
   arg = 'model=vae_cat,estimator=st,preset=tiny'
   members = sweep.expand(ec_config.get_config(arg), ec_config.get_hyper(sweep, arg),
-                         os.path.join(root, 'sweep'), estimator_comparison.create_task)
-  sweep.run(members)
+                         os.path.join(root, 'sweep'))
+  launcher.run(members)
   for m in members:
     out[f'sweep/{os.path.basename(m.workdir)}'] = _numbers(m.workdir)
   return out

@@ -11,6 +11,8 @@ from absl import app
 import pytest
 
 from configs import estimator_comparison as table_config
+from experiments import launcher
+from experiments import run_files
 from experiments import sweep
 from scripts import reproduce_table1 as table
 
@@ -22,7 +24,7 @@ def finished(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('table1'))
   rows, estimators = ['sbn_cat', 'vae_bern'], ['disarm', 'sf']
   cells = table.cell_members('tiny', rows, estimators, workdir, {'grad_var_every': 0})
-  sweep.run([m for ms in cells.values() for m in ms])
+  launcher.run([m for ms in cells.values() for m in ms])
   return workdir, rows, estimators, cells
 
 
@@ -46,7 +48,7 @@ def test_table_picks_on_validation_and_marks_unsupported_cells(finished):
     by_lr = {}
     for m in cells[(r['row'], r['estimator'])]:
       by_lr.setdefault(m.config.optimizer.learning_rate, []).append(
-          table.training.read_result(m.workdir)[valid_key])
+          run_files.read_result(m.workdir)[valid_key])
     best = min(by_lr, key=lambda lr: sum(by_lr[lr]) / len(by_lr[lr]))
     assert float(r['learning_rate']) == best
 
@@ -106,7 +108,7 @@ def test_validation_chooses_the_annealing_with_the_learning_rate(tmp_path):
   hyper = sweep.product([sweep.sweep('config.seed', (0, 1)),
                          sweep.sweep('config.optimizer.learning_rate', (1e-3, 3e-4)),
                          sweep.sweep('config.temperature.interval', (500, 1000))])
-  members = sweep.expand(config, hyper, str(tmp_path), None)
+  members = sweep.expand(config, hyper, str(tmp_path))
   for m in members:
     best = m.config.optimizer.learning_rate == 3e-4 and m.config.temperature.interval == 1000
     os.makedirs(m.workdir)

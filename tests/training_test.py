@@ -16,7 +16,11 @@ import pytest
 
 from configs import estimator_comparison as ec_config
 from experiments import estimator_comparison
+from experiments import loop_config
 from experiments import metric_writer
+from experiments import optimizer
+from experiments import programs
+from experiments import progress
 from experiments import run_files
 from experiments import training
 
@@ -64,7 +68,7 @@ def test_vmapped_member_matches_the_same_config_run_alone(tmp_path):
 
 def test_learning_rate_is_data_in_the_optimizer_state():
   config = _config()
-  tx = training.create_optimizer(config)
+  tx = optimizer.create_optimizer(config)
   params = {'w': np.ones(3, np.float32)}
   state = tx.init(params)
   lr = [s for s in jax.tree.leaves(state) if np.ndim(s) == 0]
@@ -83,13 +87,13 @@ def test_bad_optimizer_and_group_configs():
   config = _config()
   config.optimizer.name = 'adagrad'
   with pytest.raises(ValueError, match="optimizer.name='adagrad'.*allowed"):
-    training.create_optimizer(config)
+    optimizer.create_optimizer(config)
   a, b = _config(estimator='st'), _config(estimator='arm')  # Neither takes hyperparameters.
   with pytest.raises(ValueError, match="differ in 'estimator.name'"):
-    training.check_group([a, b])
-  training.check_group(_members(a, [(0, 1e-3), (5, 1e-2)]))  # Seeds and rates may differ.
+    loop_config.check_group([a, b])
+  loop_config.check_group(_members(a, [(0, 1e-3), (5, 1e-2)]))  # Seeds and rates may differ.
   with pytest.raises(ValueError, match='grad_var_every=15'):
-    training.check_loop_config(_config(grad_var_every=15))
+    loop_config.check_loop_config(_config(grad_var_every=15))
 
 
 def test_divergent_member_is_marked_and_the_others_train_on(tmp_path):
@@ -156,7 +160,7 @@ def test_members_shard_across_devices(tmp_path):
 
 def test_progress_lines_show_steps_rate_metric_and_eta(tmp_path, monkeypatch, caplog):
   """Inside long compiled chunks a host callback logs progress (here: every call)."""
-  monkeypatch.setattr(training, 'PROGRESS_SECONDS', 0.0)
+  monkeypatch.setattr(progress, 'PROGRESS_SECONDS', 0.0)
   config = _config(estimator='gumbel_softmax', num_train_steps=120, log_every=120,
                    checkpoint_every=120, grad_var_every=0)
   caplog.set_level('INFO')
@@ -171,19 +175,19 @@ def test_progress_lines_show_steps_rate_metric_and_eta(tmp_path, monkeypatch, ca
 
 def test_host_step_loop_matches_scan_and_logs_progress(monkeypatch, caplog):
   """step_loop='host' (one compiled step per call) ends where the scanned chunk ends."""
-  monkeypatch.setattr(training, 'PROGRESS_SECONDS', 0.0)
+  monkeypatch.setattr(progress, 'PROGRESS_SECONDS', 0.0)
   config = _config(estimator='gumbel_softmax', grad_var_every=0)
   task = estimator_comparison.create_task(config)
-  tx = training.create_optimizer(config)
+  tx = optimizer.create_optimizer(config)
   keys = jax.random.split(jax.random.key(0), 2)
   params, extra = task.init(keys[0])
   ends = {}
   for loop in ('scan', 'host'):
     state = jax.tree.map(lambda x: x[None], {'params': params, 'opt_state': tx.init(params),
                                              'extra': extra, 'step': np.int32(0)})
-    progress = training._Progress(100, '', 'neg_elbo') if loop == 'host' else None
-    chunk = training.make_train_chunk(task, tx, batched=False, step_loop=loop,
-                                      progress=progress, progress_every=5)
+    reporter = progress.Progress(100, '', 'neg_elbo') if loop == 'host' else None
+    chunk = programs.make_train_chunk(task, tx, batched=False, step_loop=loop,
+                                      progress=reporter, progress_every=5)
     caplog.set_level('INFO')
     ends[loop] = jax.device_get(chunk(state, keys[1][None], task.data, num_steps=12))
   chex.assert_trees_all_close(ends['host'][0]['params'], ends['scan'][0]['params'],
@@ -192,54 +196,54 @@ def test_host_step_loop_matches_scan_and_logs_progress(monkeypatch, caplog):
   assert ends['host'][1]['loss'].shape == (12, 1)
   assert [r.getMessage().split('  ')[0] for r in caplog.records if 'ETA' in r.getMessage()][:2] \
       == ['step 5/100', 'step 10/100']
-  assert training.resolve_step_loop('auto') == 'host'  # The suite runs on CPU.
+  assert programs.resolve_step_loop('auto') == 'host'  # The suite runs on CPU.
   with pytest.raises(ValueError, match="step_loop='loop'.*'scan', 'host', 'auto'"):
-    training.resolve_step_loop('loop')
+    programs.resolve_step_loop('loop')
 
 
-def test_task_takes_one_shape_of_eval_batch_and_sample_batch():
-  """A single eval function becomes every split's; `(data, key)` samplers get `extra`."""
+def test_task_takes_one_form_of_eval_batch():
+  """`eval_batch` maps every split of `eval_data` to its function; nothing else is taken."""
   task = estimator_comparison.create_task(_config())
   fn = task.eval_batch['test']
-  one = training.Task(init=task.init, loss=task.loss, sample_batch=lambda data, key: data[:2],
-                      data=task.data, eval_batch=fn, eval_data=task.eval_data)
-  assert one.eval_batch == {split: fn for split in task.eval_data}
-  data = np.arange(5)
-  np.testing.assert_array_equal(one.sample_batch(data, None, {'extra': 1}), [0, 1])
+  with pytest.raises(TypeError, match='eval_batch must map each split'):
+    training.Task(init=task.init, loss=task.loss, sample_batch=task.sample_batch,
+                  data=task.data, eval_batch=fn, eval_data=task.eval_data)
   with pytest.raises(ValueError, match=r"no function for the eval_data splits \['test'\]"):
     training.Task(init=task.init, loss=task.loss, sample_batch=task.sample_batch,
                   data=task.data, eval_batch={'valid': fn}, eval_data=task.eval_data)
-  with pytest.raises(TypeError, match='program_key must be hashable'):
-    training.Task(init=task.init, loss=task.loss, sample_batch=task.sample_batch,
-                  data=task.data, eval_batch=fn, eval_data=task.eval_data, program_key=[1])
 
 
-def test_program_key_shares_the_compiled_chunk_between_groups(tmp_path):
-  """Equal keys: the second group traces no training step; None: it traces its own."""
+def test_groups_share_compiled_programs_only_where_the_loop_derives_the_same_key(tmp_path):
+  """One `create_task` and configs that differ only in MEMBER_FIELDS: one trace of the
+  training step; another `create_task` or another config field: a trace of its own."""
   traces = []
 
-  def create_task(key):
-    def create(config):
+  def counting(tag):
+    def create_task(config):
       task = estimator_comparison.create_task(config)
 
       def loss(*args):
-        traces.append(key)
+        traces.append(tag)
         return task.loss(*args)
 
-      return dataclasses.replace(task, loss=loss, program_key=key)
-    return create
+      return dataclasses.replace(task, loss=loss)
+    return create_task
 
   base = _config(estimator='gumbel_softmax', grad_var_every=0)
   a, b = _members(base, [(0, 1e-3), (1, 3e-4)])
-  key = ('test', training.config_key(base))
-  shared = [training.run(create_task(key), [c], [str(tmp_path / f'shared{i}')])[0]
+  create = counting('shared')
+  shared = [training.run(create, [c], [str(tmp_path / f'shared{i}')])[0]
             for i, c in enumerate((a, b))]
-  assert traces.count(key) == 1
-  (alone,) = training.run(create_task(None), [b], [str(tmp_path / 'alone')])
-  assert traces.count(None) == 1  # Its own compilation.
+  assert traces.count('shared') == 1
+  (alone,) = training.run(counting('alone'), [b], [str(tmp_path / 'alone')])
+  assert traces.count('alone') == 1  # Another create_task: its own compilation.
   assert shared[1]['result']['test/neg_elbo'] == alone['result']['test/neg_elbo']
   assert shared[0]['result']['test/neg_elbo'] != shared[1]['result']['test/neg_elbo']
-  assert training.config_key(a) == training.config_key(b) != training.config_key(
+  other = _members(_config(estimator='gumbel_softmax', grad_var_every=0, batch_size=4),
+                   [(0, 1e-3)])
+  training.run(create, other, [str(tmp_path / 'other')])
+  assert traces.count('shared') == 2  # Another config field: another program.
+  assert loop_config.config_key(a) == loop_config.config_key(b) != loop_config.config_key(
       _config(estimator='st'))
 
 
@@ -258,24 +262,24 @@ def test_prepare_without_workdirs_gives_the_loops_start(tmp_path):
   alone = training.prepare(task, configs[:1], batched=True)  # A vmapped program of one.
   assert alone.batched and len(alone.keys['loop']) == 1
   assert not training.prepare(task, configs[:1]).batched
-  chunk = training.compile_train_chunk(group)
+  chunk = programs.compile_train_chunk(group)
   group.state, metrics = chunk(group.state, group.keys['loop'], group.data, num_steps=3)
   assert metrics['loss'].shape == (3, 2) and int(group.state['step'][0]) == 3
   assert not os.listdir(tmp_path)
 
 
 def test_eta_seconds_and_the_run_files(tmp_path):
-  assert training.eta_seconds(10.0, 20, 100) == pytest.approx(40.0)
-  assert training.eta_seconds(3.0, 0, 100) == float('inf')
-  assert training.format_duration(training.eta_seconds(1.0, 0, 5)) == '?'
+  assert progress.eta_seconds(10.0, 20, 100) == pytest.approx(40.0)
+  assert progress.eta_seconds(3.0, 0, 100) == float('inf')
+  assert progress.format_duration(progress.eta_seconds(1.0, 0, 5)) == '?'
   config = _config()
   workdir = str(tmp_path)
   assert run_files.read_result(workdir) is None and not run_files.is_finished(config, workdir)
   run_files.write_result(workdir, {'step': config.num_train_steps - 1})
   assert not run_files.is_finished(config, workdir)  # Asked for more steps than it had.
   run_files.write_result(workdir, {'step': config.num_train_steps})
-  assert training.is_finished(config, workdir)
-  assert training.read_result(workdir) == {'step': config.num_train_steps}
+  assert run_files.is_finished(config, workdir)
+  assert run_files.read_result(workdir) == {'step': config.num_train_steps}
   assert not os.path.exists(os.path.join(workdir, 'result.json.tmp'))
   run_files.write_config(workdir, config)
   assert run_files.read_config(workdir)['optimizer']['learning_rate'] == (

@@ -12,7 +12,9 @@ import pytest
 
 from configs import vae as vae_config
 from experiments import metric_writer
-from experiments import training
+from experiments import optimizer
+from experiments import programs
+from experiments import run_files
 from experiments import vae
 from scripts import results_table
 
@@ -52,7 +54,7 @@ def test_outputs_and_loss_goes_down(full_run):
   assert test['test/nll'] < test['test/neg_elbo']
   assert int(state['step']) == 40
   assert test['data'] == 'embedded:mnist_5000'
-  assert training.read_result(workdir)['test/nll'] == test['test/nll']
+  assert run_files.read_result(workdir)['test/nll'] == test['test/nll']
   row = results_table.row(workdir)
   assert '| embedded:mnist_5000 (dynamic) | 40 |' in row
   assert row.endswith(f"| {test['test/neg_elbo']:.2f} | {test['test/nll']:.2f} |")
@@ -82,7 +84,7 @@ def test_resumed_run_matches_uninterrupted(full_run, tmp_path):
 
 
 def _initial_state(config, task):
-  tx = training.create_optimizer(config)
+  tx = optimizer.create_optimizer(config)
   params, extra = task.init(jax.random.key(0))
   state = {'params': params, 'opt_state': tx.init(params), 'extra': extra,
            'step': jnp.int32(0)}
@@ -93,7 +95,7 @@ def test_one_compilation_per_chunk_length():
   config = _tiny_config()
   task = vae.create_task(config)
   state, tx = _initial_state(config, task)
-  train_chunk = training.make_train_chunk(task, tx, batched=False)
+  train_chunk = programs.make_train_chunk(task, tx, batched=False)
   images = jnp.asarray(np.random.default_rng(0).random((64, 784), np.float32))
   keys = jax.random.key(1)[None]
   for _ in range(3):
@@ -111,7 +113,7 @@ def test_variants_train_without_nan(variant):
   task = vae.create_task(config)
   state, tx = _initial_state(config, task)
   images = jnp.asarray(np.random.default_rng(0).random((64, 784), np.float32))
-  state, metrics = training.make_train_chunk(task, tx, batched=False)(
+  state, metrics = programs.make_train_chunk(task, tx, batched=False)(
       state, jax.random.key(1)[None], images, num_steps=3)
   assert np.all(np.isfinite(metrics['neg_elbo']))
   assert np.all(np.isfinite(jax.tree.leaves(jax.tree.map(jnp.sum, state['params']))))

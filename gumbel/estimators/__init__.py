@@ -134,7 +134,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gumbel import distributions
+from gumbel import _checks
 
 from gumbel.estimators import _common as common
 from gumbel.estimators import control_variates
@@ -217,7 +217,9 @@ def _check_value(estimator: str, name: str, value, spec: HParam):
       raise ValueError(f'{where} must be an integer >= {low}, got {value!r}.')
     return
   if spec.allowed == 'positive':
-    distributions.check_temperature(value, name=where)  # Also float16 / bfloat16.
+    # Also float16 / bfloat16; a temperature with the advice about samples.
+    check = _checks.check_temperature if name == 'temperature' else _checks.check_positive
+    check(value, where)
     if not np.all(np.isfinite(np.asarray(value, np.float64))):
       raise ValueError(f'{where} must be finite and > 0, got {value!r}.')
     return
@@ -344,7 +346,7 @@ def _check_state(name, init, key, logits, kind, state):
   """Raises `ValueError` unless `state` has the structure `init` gives."""
   try:
     expected = jax.eval_shape(lambda k, l: init(k, l, kind=kind), key, logits)
-  except Exception:  # pylint: disable=broad-except
+  except (TypeError, ValueError):
     return  # A key or logits that init cannot take fail later, with their own error.
   if jax.tree.structure(expected) != jax.tree.structure(state):
     raise ValueError(

@@ -1,10 +1,9 @@
-"""Shared pieces of the estimators: checks, the two layer types, surrogate algebra.
+"""Shared pieces of the estimators: checks, surrogate algebra, baselines.
 
 Private to `gumbel.estimators`: the names here may change without notice.
-What differs between Bernoulli (`[batch, D]` logits) and categorical
-(`[batch, D, K]`) layers is implemented once per kind, in `BernoulliOps` and
-`CategoricalOps` (sampling, densities, relaxations, conditional noise, KL);
-`KIND_OPS[kind]` picks one, and the estimators call its methods.
+What differs between Bernoulli and categorical layers is the public module
+`gumbel.kinds` (`KindOps`, `KIND_OPS`); its names are re-exported here, so
+the estimators call `common.KIND_OPS[kind]`.
 
 References:
   [REBAR] Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. REBAR. NeurIPS
@@ -15,292 +14,25 @@ References:
     Networks. ICML 2014, arXiv:1402.0030.
 """
 
-import itertools
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gumbel import distributions
+from gumbel.kinds import BernoulliOps  # pylint: disable=unused-import
+from gumbel.kinds import CategoricalOps  # pylint: disable=unused-import
+from gumbel.kinds import event_sum
+from gumbel.kinds import KIND_OPS
+from gumbel.kinds import KindOps  # pylint: disable=unused-import
+from gumbel.kinds import KINDS
+from gumbel.kinds import uniform  # pylint: disable=unused-import
 
 Array = jax.Array
 ObjectiveFn = Callable[[Array], Array]
 
 
-# ----------------------------------------------------------------------------
-# The two layer types: one implementation each of what differs between them.
-# ----------------------------------------------------------------------------
-
-
-class KindOps:
-  """The operations of one layer type; `KIND_OPS[kind]` picks one, once.
-
-  Every method takes arrays of the layer's logits' shape (`[batch, D]` for
-  Bernoulli units, `[batch, D, K]` for categorical variables, the category
-  axis last) and works on all event axes at once; those that sum over the
-  event axes return `[batch]`. The methods shared by both kinds are written
-  here in terms of the per-kind ones.
-
-  Attributes:
-    name: 'bernoulli' or 'categorical', the `kind` string.
-    rank: the rank of the logits, batch axis included.
-    logits_shape: the logits' shape in words, for messages.
-    merge_example: how to merge extra event axes, for messages.
-  """
-  name: str
-  rank: int
-  logits_shape: str
-  merge_example: str
-
-  def normalize_logits(self, logits: Array) -> Array:
-    """Categorical logits as log-probabilities; Bernoulli logits unchanged."""
-    raise NotImplementedError
-
-  def log_prob_terms(self, logits: Array, b: Array) -> Array:
-    """log q(b) per unit (Bernoulli) or per class (categorical), broadcasting."""
-    raise NotImplementedError
-
-  def log_prob(self, logits: Array, b: Array) -> Array:
-    """log q(b), summed over the event axes: [batch]."""
-    return event_sum(self.log_prob_terms(logits, b))
-
-  def mean(self, logits: Array) -> Array:
-    """E[b]: sigmoid(logits) or softmax(logits)."""
-    raise NotImplementedError
-
-  def noise(self, u: Array) -> Array:
-    """Logistic (Bernoulli) or Gumbel (categorical) noise from uniforms `u`."""
-    raise NotImplementedError
-
-  def perturb(self, logits: Array, u: Array) -> Array:
-    """z = logits + noise(u): logistic noise (Bernoulli) or Gumbel (categorical).
-
-    `logits` should be normalised (`normalize_logits`). b = H(z) is an exact
-    sample of q, and z is the reparameterised variable of [REBAR] eq. 3.
-    """
-    return logits + self.noise(u)
-
-  def hard(self, z: Array) -> Array:
-    """H(z): 1[z > 0] or one_hot(argmax z), without gradient."""
-    raise NotImplementedError
-
-  def relaxation(self, z: Array, temperature: Array) -> Array:
-    """sigma_lambda(z): sigmoid(z / tau) or softmax(z / tau)."""
-    raise NotImplementedError
-
-  def conditional_perturb(self, logits: Array, b: Array, v: Array) -> Array:
-    """Draws z~ ~ p(z | H(z) = b), reparameterised by uniforms `v`.
-
-    Gradients flow to `logits` through the conditional sample, as REBAR and
-    RELAX need. `logits` must be normalised (`normalize_logits`).
-
-    Args:
-      logits: normalised logits.
-      b: the hard sample.
-      v: uniforms of the shape of `logits`.
-
-    Returns:
-      z~ of the shape of `logits`.
-
-    References:
-      [REBAR] appendix (conditional Gumbel / logistic reparameterisation);
-      [RELAX] appendix B.
-    """
-    raise NotImplementedError
-
-  def sample(self, key: Array, logits: Array) -> Array:
-    """An exact hard sample of q, H(perturb(normalised logits, u)) (no gradient).
-
-    The estimators' draw: `perturb` with the same uniforms gives the z
-    behind it.
-    """
-    logits = jax.lax.stop_gradient(self.normalize_logits(logits))
-    return self.hard(self.perturb(logits, uniform(key, logits.shape)))
-
-  def standard_sample(self, key: Array, logits: Array) -> Array:
-    """An exact hard sample of q by the standard sampler (no gradient).
-
-    `jax.random.bernoulli(key, sigmoid(logits))` or `gumbel.gumbel_max(key,
-    logits)`: other draws than `sample` from the same key (the experiments'
-    evaluations draw these).
-    """
-    raise NotImplementedError
-
-  def relaxed_sample(self, key: Array, logits: Array, temperature,
-                     hard: bool = False) -> Array:
-    """A Binary Concrete / Concrete sample at `temperature` (`hard`: straight-through)."""
-    raise NotImplementedError
-
-  def kl_terms(self, logits_q: Array, logits_p: Array) -> Array:
-    """KL(q || p) per variable (`gumbel.bernoulli_kl` / `categorical_kl`), `logits_p`
-    broadcasting against `logits_q`."""
-    raise NotImplementedError
-
-  def kl(self, logits_q: Array, logits_p: Array) -> Array:
-    """KL(q || p) summed over the event axes: [batch]."""
-    return event_sum(self.kl_terms(logits_q, logits_p))
-
-  def center(self, logits: Array) -> Array:
-    """The centre of the sample space, 1/2 or 1/K, of the shape of `logits` (DARN's b0)."""
-    raise NotImplementedError
-
-  def as_categorical(self, logits: Array) -> Array:
-    """Categorical logits [..., K] of the same distribution: (l, 0) per Bernoulli unit."""
-    raise NotImplementedError
-
-  def from_categorical(self, y: Array) -> Array:
-    """The inverse of `as_categorical` for samples."""
-    raise NotImplementedError
-
-  def event_shape(self, num_vars: int, num_classes: int) -> tuple[int, ...]:
-    """The shape of one example's sample (or logits): (D,) or (D, K)."""
-    raise NotImplementedError
-
-  def configurations(self, event_shape: Sequence[int]) -> Array:
-    """All samples of one example, `[N, *event_shape]`: 2^D or K^D of them."""
-    raise NotImplementedError
-
-  def __repr__(self) -> str:
-    return f'KIND_OPS[{self.name!r}]'
-
-
-class BernoulliOps(KindOps):
-  """D independent Bernoulli units: logits `[batch, D]`, samples in {0, 1}."""
-  name = 'bernoulli'
-  rank = 2
-  logits_shape = '[batch, D]'
-  merge_example = 'logits.reshape((batch, -1))'
-
-  def normalize_logits(self, logits):
-    return logits
-
-  def log_prob_terms(self, logits, b):
-    return b * logits - jax.nn.softplus(logits)
-
-  def mean(self, logits):
-    return jax.nn.sigmoid(logits)
-
-  def noise(self, u):
-    return distributions.logistic_from_uniform(u)
-
-  def hard(self, z):
-    z = jax.lax.stop_gradient(z)
-    return (z > 0).astype(z.dtype)
-
-  def relaxation(self, z, temperature):
-    return jax.nn.sigmoid(z / temperature)
-
-  def conditional_perturb(self, logits, b, v):
-    """With theta = sigmoid(logits), u ~ p(u | b) is u~ = 1 - theta (1 - v)
-    if b = 1 and u~ = v (1 - theta) if b = 0, and z~ = logits + logit(u~)."""
-    log_v, log_1mv = jnp.log(v), jnp.log1p(-v)
-    log_theta = jax.nn.log_sigmoid(logits)
-    log_1mtheta = jax.nn.log_sigmoid(-logits)
-    # b = 1: 1 - u~ = theta (1 - v); b = 0: u~ = (1 - theta) v.
-    log_small = jnp.where(b > 0.5, log_theta + log_1mv, log_1mtheta + log_v)
-    log_large = jnp.log1p(-jnp.exp(log_small))
-    logit_u = jnp.where(b > 0.5, log_large - log_small, log_small - log_large)
-    return logits + logit_u
-
-  def standard_sample(self, key, logits):
-    """`jax.random.bernoulli(key, sigmoid(logits))`."""
-    p = jax.nn.sigmoid(jax.lax.stop_gradient(logits))
-    return jax.random.bernoulli(key, p).astype(jnp.float32)
-
-  def relaxed_sample(self, key, logits, temperature, hard=False):
-    """`gumbel.relaxed_bernoulli` (Binary Concrete)."""
-    return distributions.relaxed_bernoulli(key, logits, temperature, hard=hard)
-
-  def kl_terms(self, logits_q, logits_p):
-    return distributions.bernoulli_kl(logits_q, logits_p)
-
-  def center(self, logits):
-    return jnp.full(logits.shape, 1.0 / 2, logits.dtype)
-
-  def as_categorical(self, logits):
-    """(l, 0): softmax gives (sigmoid(l), sigmoid(-l))."""
-    return jnp.stack([logits, jnp.zeros_like(logits)], axis=-1)
-
-  def from_categorical(self, y):
-    return y[..., 0]
-
-  def event_shape(self, num_vars, num_classes):
-    del num_classes
-    return (num_vars,)
-
-  def configurations(self, event_shape):
-    (d,) = event_shape
-    return jnp.asarray(list(itertools.product([0.0, 1.0], repeat=d)), jnp.float32)
-
-
-class CategoricalOps(KindOps):
-  """D categorical variables of K classes: logits `[batch, D, K]`, one-hot samples."""
-  name = 'categorical'
-  rank = 3
-  logits_shape = '[batch, D, K]'
-  merge_example = 'logits.reshape((batch, -1, K))'
-
-  def normalize_logits(self, logits):
-    return jax.nn.log_softmax(logits, axis=-1)
-
-  def log_prob_terms(self, logits, b):
-    return b * jax.nn.log_softmax(logits, axis=-1)
-
-  def mean(self, logits):
-    return jax.nn.softmax(logits, axis=-1)
-
-  def noise(self, u):
-    return distributions.gumbel_from_uniform(u)
-
-  def hard(self, z):
-    z = jax.lax.stop_gradient(z)
-    return jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=z.dtype)
-
-  def relaxation(self, z, temperature):
-    return jax.nn.softmax(z / temperature, axis=-1)
-
-  def conditional_perturb(self, logits, b, v):
-    """With k the chosen class and E_i = -log v_i: z~_k = -log E_k and
-    z~_i = -log(E_i / p_i + E_k) for i != k."""
-    log_e = jnp.log(-jnp.log(v))  # log of Exponential(1) noise.
-    log_e_k = jnp.sum(b * log_e, axis=-1, keepdims=True)
-    z_top = -log_e_k
-    z_rest = -jnp.logaddexp(log_e - logits, log_e_k)
-    return jnp.where(b > 0.5, z_top, z_rest)
-
-  def standard_sample(self, key, logits):
-    """`gumbel.gumbel_max(key, logits)`."""
-    return distributions.gumbel_max(key, jax.lax.stop_gradient(logits))
-
-  def relaxed_sample(self, key, logits, temperature, hard=False):
-    """`gumbel.gumbel_softmax` (Concrete)."""
-    return distributions.gumbel_softmax(key, logits, temperature, hard=hard)
-
-  def kl_terms(self, logits_q, logits_p):
-    return distributions.categorical_kl(logits_q, logits_p)
-
-  def center(self, logits):
-    return jnp.full(logits.shape, 1.0 / logits.shape[-1], logits.dtype)
-
-  def as_categorical(self, logits):
-    return logits
-
-  def from_categorical(self, y):
-    return y
-
-  def event_shape(self, num_vars, num_classes):
-    return (num_vars, num_classes)
-
-  def configurations(self, event_shape):
-    d, k = event_shape
-    index = np.asarray(list(itertools.product(range(k), repeat=d)))  # [N, D]
-    return jax.nn.one_hot(index, k, dtype=jnp.float32)
-
-
-KIND_OPS: Mapping[str, KindOps] = {'bernoulli': BernoulliOps(), 'categorical': CategoricalOps()}
-KINDS = tuple(KIND_OPS)
 BOTH = KINDS
 BERNOULLI_ONLY = ('bernoulli',)
 CATEGORICAL_ONLY = ('categorical',)
@@ -496,16 +228,6 @@ def _coefficient_term_jvp(primals, tangents):
   _, x_dot = tangents
   return (coefficient_term(coef, x),
           event_sum(jax.lax.stop_gradient(coef) * x_dot))
-
-
-def event_sum(x: Array) -> Array:
-  """Sums over all axes but the batch axis 0: [batch, ...] -> [batch]."""
-  return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
-
-
-def uniform(key: Array, shape: Sequence[int]) -> Array:
-  """float32 uniforms in [tiny, 1 - eps], as `gumbel.sample_gumbel` draws them."""
-  return distributions._uniform(key, tuple(shape), jnp.float32)  # pylint: disable=protected-access
 
 
 def input_only(f: ObjectiveFn, y: Array) -> Array:

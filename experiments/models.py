@@ -1,4 +1,4 @@
-"""Small flax.linen networks; modules hold parameters and shapes only."""
+"""The experiments' flax.linen networks; modules hold parameters and shapes only."""
 
 import math
 from typing import Sequence

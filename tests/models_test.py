@@ -1,4 +1,4 @@
-"""Tests for gumbel/networks.py: shapes and parameter counts."""
+"""Tests for experiments/models.py: shapes and parameter counts."""
 
 import math
 
@@ -8,18 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gumbel import networks
+from experiments import models
 
 
 def test_mlp_shapes_and_count():
-  mlp = networks.MLP((5, 3))
+  mlp = models.MLP((5, 3))
   params = mlp.init(jax.random.key(0), jnp.zeros((2, 4)))
   chex.assert_shape(mlp.apply(params, jnp.zeros((2, 4))), (2, 3))
   assert sum(x.size for x in jax.tree.leaves(params)) == 4 * 5 + 5 + 5 * 3 + 3
 
 
 def test_vae_encode_decode_shapes():
-  model = networks.CategoricalVAE(num_latents=4, num_classes=3, encoder_hidden=(8,),
+  model = models.CategoricalVAE(num_latents=4, num_classes=3, encoder_hidden=(8,),
                                   decoder_hidden=(8,), num_pixels=10)
   params = model.init(jax.random.key(0), jnp.zeros((1, 10)))
   logits = model.apply(params, jnp.zeros((2, 10)), method='encode')
@@ -30,7 +30,7 @@ def test_vae_encode_decode_shapes():
 
 @pytest.mark.parametrize('tau_init,tau_min', [(1.0, 0.0), (0.7, 0.1)])
 def test_learned_temperature_starts_at_tau_init(tau_init, tau_min):
-  model = networks.CategoricalVAE(num_latents=2, num_classes=2, encoder_hidden=(4,),
+  model = models.CategoricalVAE(num_latents=2, num_classes=2, encoder_hidden=(4,),
                                   decoder_hidden=(4,), num_pixels=3, learned_temperature=True,
                                   tau_init=tau_init, tau_min=tau_min)
   params = model.init(jax.random.key(0), jnp.zeros((1, 3)))
@@ -38,7 +38,7 @@ def test_learned_temperature_starts_at_tau_init(tau_init, tau_min):
 
 
 def test_learned_prior_is_a_parameter():
-  model = networks.CategoricalVAE(num_latents=2, num_classes=5, encoder_hidden=(4,),
+  model = models.CategoricalVAE(num_latents=2, num_classes=5, encoder_hidden=(4,),
                                   decoder_hidden=(4,), num_pixels=3, learned_prior=True)
   params = model.init(jax.random.key(0), jnp.zeros((1, 3)))
   chex.assert_shape(params['params']['prior_logits'], (2, 5))
@@ -46,7 +46,7 @@ def test_learned_prior_is_a_parameter():
 
 def test_m2_shapes_and_parameter_count():
   """The paper widths: conv 32-64-128 encoders, K=10, z 50, hidden 256, decoder 64-32-16-1."""
-  model = networks.M2()
+  model = models.M2()
   x, y, z = jnp.zeros((2, 3, 784)), jnp.zeros((2, 3, 10)), jnp.zeros((2, 3, 50))
   params = jax.eval_shape(model.init, jax.random.key(0), x, y, z)
   assert sum(l.size for l in jax.tree.leaves(params)) == 1_316_719
@@ -57,10 +57,10 @@ def test_m2_shapes_and_parameter_count():
 
 def test_init_lecun_normal_matches_flax_shapes_and_fan_in_scale():
   """Statistical: each kernel's std within 5% of 1/sqrt(fan in) (>= 2,400 entries)."""
-  model = networks.M2(num_classes=10, z_dim=8, encoder_features=(8, 16, 16), hidden=32,
+  model = models.M2(num_classes=10, z_dim=8, encoder_features=(8, 16, 16), hidden=32,
                       decoder_features=(16, 8, 4))
   args = (jnp.zeros((1, 784)), jnp.zeros((1, 10)), jnp.zeros((1, 8)))
-  params = jax.jit(lambda k: networks.init_lecun_normal(model, k, *args))(jax.random.key(0))
+  params = jax.jit(lambda k: models.init_lecun_normal(model, k, *args))(jax.random.key(0))
   flax_params = jax.eval_shape(model.init, jax.random.key(0), *args)
   chex.assert_trees_all_equal_shapes_and_dtypes(params, flax_params)
   for path, leaf in jax.tree_util.tree_leaves_with_path(params):
@@ -69,5 +69,5 @@ def test_init_lecun_normal_matches_flax_shapes_and_fan_in_scale():
       assert not leaf.any(), path
     elif leaf.size >= 2400:
       assert np.std(leaf) == pytest.approx(1 / math.sqrt(math.prod(leaf.shape[:-1])), rel=0.05)
-  other = networks.init_lecun_normal(model, jax.random.key(1), *args)
+  other = models.init_lecun_normal(model, jax.random.key(1), *args)
   assert not np.allclose(params['params']['z_out']['kernel'], other['params']['z_out']['kernel'])
