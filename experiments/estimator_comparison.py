@@ -40,7 +40,7 @@ References:
 """
 
 import math
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
