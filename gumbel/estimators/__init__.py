@@ -193,15 +193,17 @@ def _check_value(estimator: str, name: str, value, spec: HParam):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
       raise ValueError(f'{where} must be an integer >= {low}, got {value!r}.')
     return
-  if spec.allowed == 'positive':
-    distributions.check_temperature(value, name=where)  # Also float16 / bfloat16.
-    if not np.all(np.isfinite(np.asarray(value, np.float64))):
-      raise ValueError(f'{where} must be finite and > 0, got {value!r}.')
-    return
+  if spec.allowed == 'positive' and 'temperature' in name:
+    distributions.check_temperature(value, name=where)  # The temperature rule's advice.
   try:
-    array = np.asarray(value, np.float64)
+    array = np.asarray(value, np.float64)  # Also float16 / bfloat16.
   except (TypeError, ValueError):
     raise ValueError(f'{where} must be a number, got {value!r}.') from None
+  if spec.allowed == 'positive':
+    if not np.all(np.isfinite(array) & (array > 0)):
+      raise ValueError(f'{where} ({spec.doc}) must be finite and > 0, got {value!r}; '
+                       f'the default is {spec.default!r}.')
+    return
   if not np.all(np.isfinite(array)):
     raise ValueError(f'{where} must be finite, got {value!r}.')
   if spec.allowed == 'fraction' and not np.all((array >= 0) & (array < 1)):
@@ -352,7 +354,9 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
     values = _resolve(name, hparams, given, 'apply')
     _check_state(name, init, key, logits, kind, state)
     f = common.check_objective(name, f, logits.shape[0])
-    return fn(key, logits, f, state, kind=kind, **values)
+    surrogate, aux, new_state = fn(key, logits, f, state, kind=kind, **values)
+    # NaN logits give a NaN value and gradient, never finite numbers (`nan_guard`).
+    return surrogate + common.nan_guard(logits).astype(surrogate.dtype), aux, new_state
 
   checked_apply.__name__ = f'{name}_apply'
   checked_apply.__qualname__ = checked_apply.__name__

@@ -498,6 +498,35 @@ def _coefficient_term_jvp(primals, tangents):
           event_sum(jax.lax.stop_gradient(coef) * x_dot))
 
 
+@jax.custom_jvp
+def nan_guard(logits: Array) -> Array:
+  """NaN for an example with a NaN logit, else zero; its derivative carries the NaN.
+
+  Added to a surrogate, it makes the value and the gradient of an example
+  whose logits hold a NaN NaN (an estimator may otherwise map a NaN logit to
+  a finite number, e.g. a coupled sample that never picks it), and leaves
+  every other example's value and gradient bit-identical (x + 0 == x).
+
+  Args:
+    logits: `[batch, ...]`.
+
+  Returns:
+    `[batch]` in the dtype of `logits`: NaN where the example has a NaN logit,
+    else 0; tangent `event_sum(nan_guard(logits) * logits_dot)` (NaN for those
+    examples' logits, zero for the others').
+  """
+  bad = jnp.any(jnp.isnan(logits.reshape(logits.shape[0], -1)), axis=1)  # [batch]
+  return jnp.where(bad, jnp.nan, 0.0).astype(logits.dtype)
+
+
+@nan_guard.defjvp
+def _nan_guard_jvp(primals, tangents):
+  (logits,), (logits_dot,) = primals, tangents
+  guard = nan_guard(logits)
+  per_logit = guard.reshape(guard.shape + (1,) * (logits.ndim - 1))  # [batch, 1, ...]
+  return guard, event_sum(per_logit * logits_dot)
+
+
 def event_sum(x: Array) -> Array:
   """Sums over all axes but the batch axis 0: [batch, ...] -> [batch]."""
   return jnp.sum(x.reshape(x.shape[0], -1), axis=1)
