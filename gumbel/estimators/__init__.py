@@ -288,6 +288,21 @@ class Estimator(NamedTuple):
     per-example objective (see `normalize`)."""
     return 'normalize' in self.hparams
 
+  def check_hparams(self, given: Mapping[str, Any], what: str = 'apply'):
+    """Raises the `ValueError` that `apply` (or `init`) would raise for these hyperparameters.
+
+    For checking a config before anything runs; the error names the
+    estimator, the hyperparameter, its value and what is allowed.
+
+    Args:
+      given: `{name: value}` keyword arguments of `apply` ('apply') or of
+        `init` ('init').
+      what: 'apply' or 'init'.
+    """
+    if what not in ('apply', 'init'):
+      raise ValueError(f"what={what!r}; allowed: 'apply', 'init'.")
+    _resolve(self.name, self.hparams if what == 'apply' else self.init_hparams, given, what)
+
 class UnknownEstimatorError(KeyError, ValueError):
   """Raised for a name that is not in `ESTIMATORS`."""
 
