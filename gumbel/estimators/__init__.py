@@ -369,9 +369,14 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
     values = _resolve(name, hparams, given, 'apply')
     _check_state(name, init, key, logits, kind, state)
     f = common.check_objective(name, f, logits.shape[0])
-    surrogate, aux, new_state = fn(key, logits, f, state, kind=kind, **values)
-    # NaN logits give a NaN value and gradient, never finite numbers (`nan_guard`).
-    return surrogate + common.nan_guard(logits).astype(surrogate.dtype), aux, new_state
+    # NaN logits give a NaN value and gradient, never finite numbers
+    # (`propagate_nan`, `nan_rows`). For finite logits the gradient path is
+    # bit-identical; the value's `+ 0` can change how XLA fuses (and rounds)
+    # the ops after it, at float32's last bit (tests/pinned_test.py, 2 of 139).
+    surrogate, aux, new_state = fn(key, common.propagate_nan(logits), f, state, kind=kind,
+                                   **values)
+    nan_rows = jax.lax.stop_gradient(common.nan_rows(logits))
+    return surrogate + nan_rows.astype(surrogate.dtype), aux, new_state
 
   checked_apply.__name__ = f'{name}_apply'
   checked_apply.__qualname__ = checked_apply.__name__
