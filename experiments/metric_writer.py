@@ -7,6 +7,8 @@ from typing import Optional
 
 from absl import logging
 
+from experiments import tensorboard_events
+
 
 def _parse(path: str) -> tuple[list[dict], list[int]]:
   """The readable lines of a metrics file, and the numbers of the unreadable ones.
@@ -38,11 +40,13 @@ class MetricWriter:
 
   On resume, lines of steps after `resume_step` (written after the last
   checkpoint by a killed run) and unreadable lines are dropped, so the file
-  matches the run.
+  matches the run. The same numbers go to TensorBoard event files in
+  `workdir` (`tensorboard_events.EventWriter`), for live curves.
   """
 
   def __init__(self, workdir: str, resume_step: int = 0):
     self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.events = tensorboard_events.EventWriter(workdir, resume_step)
     if os.path.exists(self.path):
       records, bad = _parse(self.path)
       kept = [r for r in records if r['step'] <= resume_step]
@@ -61,12 +65,21 @@ class MetricWriter:
         f.write(json.dumps({'step': int(step), **metrics}) + '\n')
     except OSError as e:
       raise _write_error(self.path, e) from e
+    try:
+      self.events.write(step, metrics)
+    except OSError as e:
+      raise _write_error(self.events.path, e) from e
 
   def flush(self):
     """Makes the lines written so far durable (fsync), e.g. before a preempted job exits."""
     if os.path.exists(self.path):
       with open(self.path, 'a') as f:
         os.fsync(f.fileno())
+    self.events.flush()
+
+  def close(self):
+    """Closes the event file; the metrics file is closed after each line."""
+    self.events.close()
 
 
 def _write_error(path: str, e: OSError) -> OSError:

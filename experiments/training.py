@@ -18,12 +18,10 @@ public (benchmarks time the loop's own program from the loop's own start):
   places the stacked state on the devices: a `Group`.
 * `train`: chunks of `config.log_every` steps, each one compiled call
   (`programs.make_train_chunk`); between chunks the NaN guard
-  (`check_finite`), metrics lines, a progress line with the ETA
-  (`experiments/progress.py`), checkpoints,
-  and at SIGTERM or SIGINT a checkpoint of every member at the step reached
-  and `preemption.Preempted` (see `experiments/preemption.py`). A host
-  callback inside a chunk prints progress at least every `PROGRESS_SECONDS`
-  during long calls.
+  (`check_finite`), metrics lines, one progress line (the chunk's mean of
+  the main metric, steps/s and the ETA: `experiments/progress.py`),
+  checkpoints, and at SIGTERM or SIGINT a checkpoint of every member at the
+  step reached and `preemption.Preempted` (see `experiments/preemption.py`).
 * `finish`: every split of the evaluation data
   (`experiments/evaluation.py`), the last metrics line, `result.json` and
   the task's `finalize`.
@@ -39,6 +37,8 @@ per logging step), orbax checkpoints of `{params, opt_state, extra, step}`
 and, once trained and evaluated, `result.json` (the run folder's files are
 `experiments/run_files.py`). A member whose `result.json` exists is never
 trained again; the others resume from their newest checkpoint that restores.
+A run holds its workdirs' locks (`experiments/workdir_lock.py`): one live
+process per workdir.
 """
 
 import dataclasses
@@ -63,6 +63,7 @@ from experiments import preemption
 from experiments import programs
 from experiments import progress
 from experiments import run_files
+from experiments import workdir_lock
 
 PyTree = Any
 # What each member's seed is split into (`init_members`).
@@ -284,8 +285,9 @@ def train(group: Group, guard: preemption.Guard, *, on_nonfinite: str = 'raise')
       chunk and a checkpoint of every member at that step.
   """
   config = group.config
-  chunk = programs.compile_train_chunk(
-      group, progress.Progress(config.num_train_steps, group.label, group.task.main_metric))
+  # One progress line per chunk (`_log_chunk`), from the chunk's metrics: no
+  # host callback inside it, whose last values would interleave with the means.
+  chunk = programs.compile_train_chunk(group)
   grad_var = programs.compile_grad_var(group)
   saved, run_start = group.step, time.perf_counter()  # The restored checkpoint (or none).
   stop = guard.stop_requested(group.step)
@@ -302,7 +304,7 @@ def train(group: Group, guard: preemption.Guard, *, on_nonfinite: str = 'raise')
     extra = ([{}] * group.num_members if grad_var is None or step % config.grad_var_every
              else grad_var(group.state, step))
     _write_metrics(group, metrics, steps_per_sec, extra)
-    _log_chunk(group, steps_per_sec, metrics, progress.eta_seconds(
+    _log_chunk(group, num_steps, steps_per_sec, metrics, progress.eta_seconds(
         time.perf_counter() - run_start, step - group.start_step,
         config.num_train_steps - group.start_step))
     if step % config.checkpoint_every == 0 or step == config.num_train_steps:
@@ -348,13 +350,14 @@ def _write_metrics(group: Group, metrics: dict, steps_per_sec: float, extra: lis
       group.writers[m].write(group.step, summary)
 
 
-def _log_chunk(group: Group, steps_per_sec: float, metrics: dict, eta: float):
+def _log_chunk(group: Group, num_steps: int, steps_per_sec: float, metrics: dict, eta: float):
+  """The chunk's progress line: the mean of the main metric over its steps, as metrics.jsonl."""
   main_metric, n = group.task.main_metric, group.num_members
   values = [float(np.mean(metrics[main_metric][:, m])) for m in range(n)]
   shown = ' '.join(f'{v:.2f}' for v in values[:8]) + (' ...' if n > 8 else '')
-  logging.info('%sstep %d/%d  %.1f steps/s  %s %s  ETA %s', group.label, group.step,
-               group.config.num_train_steps, steps_per_sec, main_metric, shown,
-               progress.format_duration(eta))
+  logging.info('%sstep %d/%d  %.1f steps/s  %s %s (mean over steps %d-%d)  ETA %s', group.label,
+               group.step, group.config.num_train_steps, steps_per_sec, main_metric, shown,
+               group.step - num_steps + 1, group.step, progress.format_duration(eta))
 
 
 def _save(group: Group) -> int:
@@ -441,7 +444,7 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
       checkpoint of every member at that step (see `experiments/preemption.py`).
   """
   loop_config.check_run(configs, workdirs, on_nonfinite)
-  with preemption.Guard(label) as guard:
+  with workdir_lock.hold_all(workdirs), preemption.Guard(label) as guard:
     outputs, pending = _skip_finished(configs, workdirs, label)
     if not pending:
       return outputs

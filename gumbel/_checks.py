@@ -111,6 +111,11 @@ def check_key(key, fn: str, signature: str):
   """Raises unless `key` is a typed PRNG key or a raw uint32 `PRNGKey` array."""
   if is_key(key) or getattr(key, 'dtype', None) == jnp.uint32:
     return
+  if type(key).__name__ == 'RngStream':  # flax.nnx, checked by name: no flax import.
+    stream = f'rngs.{getattr(key, "tag", None) or "gumbel"}'
+    raise ValueError(
+        f'{fn}: key must be a PRNG key, got the nnx.RngStream {stream} itself. Call it for a '
+        f'fresh key: {fn}({stream}(), ...), not {fn}({stream}, ...).')
   raise ValueError(
       f'{fn}: key must be a PRNG key (jax.random.key(seed), or the raw uint32 '
       f'jax.random.PRNGKey(seed)), got {describe(key)}. '

@@ -201,7 +201,8 @@ def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:
     axis: the category axis.
 
   Returns:
-    A one-hot array of the shape and dtype of `logits`.
+    A one-hot array of the shape and dtype of `logits`; NaN along `axis`
+    where a logit of that distribution is NaN.
 
   References:
     [GS] eq. 1 (the Gumbel-Max trick); [CON] section 2.2.
@@ -213,7 +214,9 @@ def gumbel_max(key: Array, logits: ArrayLike, axis: int = -1) -> Array:
   compute = _checks.compute_dtype(dtype)
   g = sample_gumbel(key, logits.shape, compute)
   index = jnp.argmax(logits.astype(compute) + g, axis=axis)
-  return jax.nn.one_hot(index, logits.shape[axis], dtype=dtype, axis=axis)
+  sample = jax.nn.one_hot(index, logits.shape[axis], dtype=dtype, axis=axis)
+  # argmax picks a NaN logit's class: a NaN distribution gives NaN, not a one-hot.
+  return jnp.where(jnp.isnan(logits).any(axis=axis, keepdims=True), jnp.nan, sample)
 
 
 def straight_through(hard: Array, soft: Array) -> Array:
@@ -537,7 +540,8 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
 
   KL = sum_k q_k (log q_k - log p_k). For the uniform prior of the
   categorical VAE pass `logits_p=jnp.zeros(())` (any constant broadcasts).
-  Computed in float32 inside; categories with q_k = 0 contribute exactly 0.
+  Computed in float32 inside; categories with q_k = 0 contribute exactly 0;
+  a NaN logit gives NaN.
 
   Args:
     logits_q: logits of q, floating, at least rank 1, at least one category.
@@ -566,7 +570,8 @@ def categorical_kl(logits_q: ArrayLike, logits_p: ArrayLike, axis: int = -1) -> 
   log_q = jax.nn.log_softmax(logits_q.astype(compute), axis=axis)
   log_p = jax.nn.log_softmax(logits_p.astype(compute), axis=axis)
   q = jnp.exp(log_q)
-  kl = jnp.sum(jnp.where(q > 0, q * (log_q - log_p), 0.0), axis=axis)
+  # q == 0, not q > 0: a NaN logit gives a NaN KL, not 0.
+  kl = jnp.sum(jnp.where(q == 0, 0.0, q * (log_q - log_p)), axis=axis)
   return kl.astype(dtype)
 
 

@@ -1425,3 +1425,33 @@ def test_python_numbers_are_float_logits():
   np.testing.assert_allclose(gumbel.bernoulli_kl(0.0, 0), 0.0)
   np.testing.assert_allclose(gumbel.categorical_kl(jnp.zeros(3), 0), 0.0, atol=1e-7)
   assert gumbel.binary_concrete_log_prob(0.5, 0, 1).dtype == jnp.float32
+
+
+# ----------------------------------------------------------------------------
+# NaN logits and nnx streams.
+# ----------------------------------------------------------------------------
+
+
+def test_nan_logits_give_nan_kl_and_nan_samples():
+  """A NaN logit gives a NaN KL and a NaN Gumbel-Max row, never 0 or a one-hot."""
+  logits = jnp.asarray([[0.0, jnp.nan, 1.0], [0.0, 2.0, 1.0]])
+  kl = gumbel.categorical_kl(logits, jnp.zeros(()))
+  assert np.isnan(kl[0]) and np.isfinite(kl[1])
+  assert np.isnan(gumbel.bernoulli_kl(logits, jnp.zeros(()))[0, 1])  # As bernoulli_kl did.
+  grad = jax.grad(lambda l: gumbel.categorical_kl(l, jnp.zeros(())).sum())(logits)
+  assert np.isnan(grad[0]).all() and np.isfinite(grad[1]).all()
+  sample = gumbel.gumbel_max(jax.random.key(0), logits)
+  assert np.isnan(sample[0]).all()
+  np.testing.assert_array_equal(sample[1].sum(), 1.0)
+  columns = gumbel.gumbel_max(jax.random.key(0), logits.T, axis=0)  # Category axis 0.
+  assert np.isnan(columns[:, 0]).all() and np.isfinite(columns[:, 1]).all()
+
+
+def test_an_nnx_rng_stream_where_a_key_belongs_says_to_call_it():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  rngs = nnx.Rngs(0, gumbel=1)
+  for fn in (lambda k: gumbel.gumbel_softmax(k, jnp.zeros((2, 3)), 1.0),
+             lambda k: gumbel.gumbel_max(k, jnp.zeros((2, 3)))):
+    with pytest.raises(ValueError, match=r'nnx.RngStream rngs.gumbel itself.*rngs\.gumbel\(\)'):
+      fn(rngs.gumbel)
+  fn(rngs.gumbel())  # Called: a key.

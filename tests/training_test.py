@@ -22,6 +22,7 @@ from experiments import optimizer
 from experiments import programs
 from experiments import progress
 from experiments import run_files
+from experiments import tensorboard_events
 from experiments import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -158,19 +159,33 @@ def test_members_shard_across_devices(tmp_path):
                              [o['result']['test/neg_elbo'] for o in local], rtol=1e-5)
 
 
-def test_progress_lines_show_steps_rate_metric_and_eta(tmp_path, monkeypatch, caplog):
-  """Inside long compiled chunks a host callback logs progress (here: every call)."""
-  monkeypatch.setattr(progress, 'PROGRESS_SECONDS', 0.0)
-  config = _config(estimator='gumbel_softmax', num_train_steps=120, log_every=120,
+def test_one_progress_line_per_chunk_and_tensorboard_events(tmp_path, monkeypatch, caplog):
+  """One progress line per logged step, saying it is the chunk's mean; no line from inside.
+
+  The run's TensorBoard events hold what metrics.jsonl holds: the train
+  means, tau, steps/s and the valid and test evaluations.
+  """
+  monkeypatch.setattr(progress, 'PROGRESS_SECONDS', 0.0)  # A callback would print at once.
+  config = _config(estimator='gumbel_softmax', num_train_steps=120, log_every=40,
                    checkpoint_every=120, grad_var_every=0)
   caplog.set_level('INFO')
   training.run(estimator_comparison.create_task, [config], [str(tmp_path)])
-  lines = [r.getMessage() for r in caplog.records]
-  inside = [l for l in lines if 'step 50/120' in l or 'step 100/120' in l]
-  assert len(inside) == 2, lines  # progress_every=50 steps, within the one 120-step chunk.
-  for line in inside + [l for l in lines if 'step 120/120' in l]:
-    assert 'steps/s' in line and 'neg_elbo' in line and 'ETA' in line
-  assert any('test (' in l for l in lines)
+  lines = [r.getMessage() for r in caplog.records if 'steps/s' in r.getMessage()]
+  assert [l.split('  ')[0] for l in lines] == ['step 40/120', 'step 80/120', 'step 120/120']
+  metrics = metric_writer.read_metrics(str(tmp_path))
+  for line, record, first in zip(lines, metrics, (1, 41, 81)):
+    assert f'(mean over steps {first}-{first + 39})' in line and 'ETA' in line, line
+    assert f"neg_elbo {record['train/neg_elbo']:.2f} " in line, (line, record)
+  assert any('test (' in l.getMessage() for l in caplog.records)
+
+  events = tensorboard_events.read_scalars(str(tmp_path))
+  for tag in ('train/neg_elbo', 'train/tau', 'train/loss', 'steps_per_sec', 'valid/neg_elbo',
+              'test/neg_elbo', 'test/nll'):
+    expected = [(r['step'], r[tag]) for r in metrics if tag in r]
+    assert expected, tag
+    assert [s for s, _ in events[tag]] == [s for s, _ in expected], tag
+    np.testing.assert_allclose([v for _, v in events[tag]], [v for _, v in expected], rtol=1e-6,
+                               err_msg=tag)
 
 
 def test_host_step_loop_matches_scan_and_logs_progress(monkeypatch, caplog):

@@ -230,6 +230,44 @@ def _coefficient_term_jvp(primals, tangents):
           event_sum(jax.lax.stop_gradient(coef) * x_dot))
 
 
+def nan_rows(logits: Array) -> Array:
+  """`[batch]`: NaN for an example with a NaN logit, else 0, in the dtype of `logits`.
+
+  Added (under `stop_gradient`) to a surrogate, it makes the value of such an
+  example NaN, which some estimators would otherwise make finite (e.g. a
+  coupled sample that never picks the NaN class), and leaves every other
+  value bit-identical (x + 0 == x).
+  """
+  bad = jnp.any(jnp.isnan(logits.reshape(logits.shape[0], -1)), axis=1)  # [batch]
+  return jnp.where(bad, jnp.nan, 0.0).astype(logits.dtype)
+
+
+@jax.custom_jvp
+def propagate_nan(logits: Array) -> Array:
+  """`logits` itself; the derivative through an example with a NaN logit is NaN.
+
+  Wrapped around the logits an estimator gets, it makes the gradient of such
+  an example's logits NaN (some estimators would give finite numbers, e.g.
+  zeros); every other gradient, of any order, is bit-identical: the tangent
+  is `logits_dot * scale` with `scale` a constant 1 (NaN for those
+  examples), so no term is added to any sum of derivatives.
+
+  Args:
+    logits: `[batch, ...]`.
+
+  Returns:
+    `logits`.
+  """
+  return logits
+
+
+@propagate_nan.defjvp
+def _propagate_nan_jvp(primals, tangents):
+  (logits,), (logits_dot,) = primals, tangents
+  scale = jax.lax.stop_gradient(nan_rows(logits) + 1)  # [batch]: 1, or NaN.
+  return logits, logits_dot * scale.reshape(scale.shape + (1,) * (logits.ndim - 1))
+
+
 def input_only(f: ObjectiveFn, y: Array) -> Array:
   """f(y) whose gradient flows only through `y`, not f's closed-over params.
 
