@@ -384,7 +384,7 @@ def test_other_ranges_are_checked():
            ('vimco', {'num_samples': 2.5}, 'integer >= 2'),
            ('gumbel_rao', {'num_conditional': 0}, 'integer >= 1'),
            ('rloo', {'num_samples': 1}, 'integer >= 2'),
-           ('gapped_st', {'gap': 0.0}, 'gap must be'),
+           ('gapped_st', {'gap': 0.0}, r'gap \(.*\) must be finite and > 0'),
            ('sf', {'decay': 1.0}, r'in \[0, 1\)'),
            ('sf', {'normalize': 1}, 'True or False'),
            ('annealed_st', {'slope': -2.0}, 'must be'),
