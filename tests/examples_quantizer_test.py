@@ -12,7 +12,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def test_quantizer_example_prints_both_perplexities_and_plots(tmp_path):
+def test_quantizer_mnist_prints_both_perplexities_and_plots(tmp_path):
   env = dict(os.environ, PYTHONPATH=str(ROOT))  # This checkout's gumbel.
   picture = tmp_path / 'quantizer.png'
   result = subprocess.run(

@@ -62,9 +62,9 @@ def _column(lines, word) -> list:
 
 
 def test_every_example_has_a_test_and_a_readme_output():
-  tests = pathlib.Path(__file__).read_text()
+  tests = ''.join(p.read_text() for p in pathlib.Path(__file__).parent.glob('examples*_test.py'))
   for path in sorted(EXAMPLES.glob('*.py')):
-    assert f'def test_{path.stem}' in tests, f'examples/{path.name} has no test here'
+    assert f'def test_{path.stem}' in tests, f'examples/{path.name} has no test in tests/examples*_test.py'
     assert _readme_output(path.stem)
 
 
