@@ -102,8 +102,9 @@ def test_install_then_auto_finds_it(tmp_path, monkeypatch, gz):
   assert report['train_label_counts'] == (2,) * 10
 
   monkeypatch.setenv('GUMBEL_DATA_DIR', str(root))
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'no_tfds'))  # No prepared tfds there.
   ds = input_pipeline.load_dataset(ml_collections.ConfigDict(
-      {'source': 'auto', 'name': 'mnist', 'dir': str(tmp_path / 'no_tfds'),
+      {'source': 'auto', 'name': 'mnist', 'dir': '',
        'binarization': 'static', 'valid_size': 5}))
   assert (ds.source, ds.name) == ('idx', 'mnist')
   assert ds.train.shape == (15, 784) and ds.valid.shape == (5, 784)
