@@ -289,9 +289,11 @@ def init_normalizer() -> dict:
   return {'mean': jnp.zeros((), jnp.float32), 'var': jnp.zeros((), jnp.float32)}
 
 
-def normalize_signal(signal, state, *, decay, normalize, extra_baseline=0.0):
+def normalize_signal(signal, state, *, decay, normalize, extra_baseline=0.0, center=True):
   """Centres by the running mean, divides by max(1, running std).
 
+  `center=False` keeps the signal uncentred (a signal with a baseline of its
+  own, darn's Taylor term); the running moments are updated the same way.
   Uses the state from *before* this batch, so the baseline and scale do not
   depend on the current samples (unbiased direction).
 
@@ -305,7 +307,7 @@ def normalize_signal(signal, state, *, decay, normalize, extra_baseline=0.0):
       'mean': decay * state['mean'] + (1 - decay) * jnp.mean(signal),
       'var': decay * state['var'] + (1 - decay) * jnp.mean(centered**2),
   }
-  return centered / scale, new_state
+  return (centered if center else signal) / scale, new_state
 
 
 # ----------------------------------------------------------------------------

@@ -211,12 +211,9 @@ def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True, center='half
   grad_b = jax.lax.stop_gradient(grad_b)
   point = _darn_center(ops, logits, center)
   signal = jax.lax.stop_gradient(_per_variable(ops, grad_b * (b - point)))  # [batch, D]
-  new_state = {
-      'mean': decay * state['mean'] + (1 - decay) * jnp.mean(signal),
-      'var': decay * state['var'] + (1 - decay) * jnp.mean((signal - state['mean'])**2),
-  }
-  if normalize:  # The state from before this batch: the scale is independent of it.
-    signal = signal / jnp.maximum(1.0, jnp.sqrt(state['var']))
+  # Not centred: the Taylor term is its baseline.
+  signal, new_state = common.normalize_signal(signal, state, decay=decay, normalize=normalize,
+                                              center=False)
   log_probs = _per_variable(ops, ops.log_prob_terms(logits, b))  # [batch, D]
   surrogate = fb + common.event_sum(common.score_term(signal, log_probs))
   return surrogate, {'signal': signal}, new_state
