@@ -105,6 +105,14 @@ EXPERIMENTS = {
     'vae_cat_gumbel_softmax_decoder200': Experiment(
         'vae_cat', 'gumbel_softmax', 'decoder 784-(20x10)-200-784 (Figure 4(b)\'s caption)',
         {**_GS_CAT, 'model.decoder_hidden': (200,)}),
+    # The re-defined DARN and MuProp (issue 23): the reading of MuProp's normalization (one
+    # flag: the correction term divided too, the earlier form) and the budget.
+    'vae_bern_muprop_scale_correction': Experiment(
+        'vae_bern', 'muprop', 'normalization divides the correction term too (earlier reading)',
+        {**_LR, 'estimator.hparams.scale_correction': True}),
+    'sbn_bern_muprop_200k': _budget('sbn_bern', 'muprop'),
+    'sbn_bern_darn_200k': _budget('sbn_bern', 'darn'),
+    'sbn_cat_darn_200k': _budget('sbn_cat', 'darn'),
 }
 
 
