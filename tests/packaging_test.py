@@ -81,7 +81,7 @@ def test_wheel_holds_the_library_and_the_experiments(wheel):
   requires = [l.split(':', 1)[1].strip() for l in text.splitlines()
               if l.startswith('Requires-Dist:')]
   base = sorted(r.split('>')[0].split('=')[0] for r in requires if 'extra ==' not in r)
-  assert base == ['flax', 'jax', 'numpy', 'optax'], requires
+  assert base == ['flax', 'jax', 'numpy', 'optax', 'scipy'], requires
   extras = [l.split(':', 1)[1].strip() for l in text.splitlines()
             if l.startswith('Provides-Extra:')]
   assert sorted(extras) == ['distrax', 'experiments', 'numpyro', 'test'], extras
