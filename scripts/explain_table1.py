@@ -111,6 +111,11 @@ EXPERIMENTS = {
         'vae_bern', 'muprop', 'normalization divides the correction term too (earlier reading)',
         {**_LR, 'estimator.hparams.scale_correction': True}),
     'sbn_bern_muprop_200k': _budget('sbn_bern', 'muprop'),
+    # DARN beats the paper in VAE (Bern.): the prior, and [GS]'s variance normalization.
+    'vae_bern_darn_uniform': _uniform('vae_bern', 'darn'),
+    'vae_bern_darn_unnormalized': Experiment(
+        'vae_bern', 'darn', 'no variance normalization of the learning signal',
+        {**_LR, 'estimator.hparams.normalize': False}),
     'sbn_bern_darn_200k': _budget('sbn_bern', 'darn'),
     'sbn_cat_darn_200k': _budget('sbn_cat', 'darn'),
 }
