@@ -449,6 +449,7 @@ def run(create_task: Callable[[ml_collections.ConfigDict], Task],
     if not pending:
       return outputs
     started = time.perf_counter()
+    run_files.provenance()  # Read (and cached) now: the commit that trains, not the one at the end.
     group = prepare(create_task(configs[pending[0]]), [configs[i] for i in pending],
                     [workdirs[i] for i in pending], devices=devices, label=label,
                     create_task=create_task)

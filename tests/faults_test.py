@@ -38,6 +38,7 @@ from experiments import metric_writer
 from experiments import preemption
 from experiments import run_files
 from experiments import sweep
+from experiments import training
 from experiments import vae
 from scripts import results_table
 
@@ -553,3 +554,30 @@ def test_full_disk_while_writing_metrics_or_the_result_names_the_file(tmp_path):
     run_files.write_json_atomically(str(tmp_path / 'result.json'), {'step': 40})
   assert info.value.errno == errno.ENOSPC
   assert not os.path.exists(tmp_path / 'result.json')
+
+
+def test_result_names_the_commit_checked_out_when_training_began(tmp_path, monkeypatch):
+  """A checkout moved during training (a worktree updated under a running job) is not named."""
+  moved = []  # Non-empty once training is done: the checkout then names another commit.
+  real_run, real_train = run_files.subprocess.run, training.train
+
+  def fake_git(args, **kwargs):
+    if args[:2] == ['git', 'rev-parse']:
+      commit = ('b' if moved else 'a') * 40
+      return subprocess.CompletedProcess(args, 0, stdout=commit + '\n', stderr='')
+    return real_run(args, **kwargs)
+
+  def train_then_move(*args, **kwargs):
+    steps = real_train(*args, **kwargs)
+    moved.append(True)
+    return steps
+
+  monkeypatch.setattr(run_files.subprocess, 'run', fake_git)
+  monkeypatch.setattr(training, 'train', train_then_move)
+  run_files.provenance.cache_clear()
+  try:
+    _train(tmp_path / 'run')
+    assert moved
+    assert run_files.read_result(str(tmp_path / 'run'))['provenance']['git_commit'] == 'a' * 40
+  finally:
+    run_files.provenance.cache_clear()
