@@ -215,6 +215,32 @@ def _ordering(values: dict) -> str:
   return ' < '.join(sorted(values, key=values.get))
 
 
+# The newest straight-through and leave-one-out estimators, and the peers they are set against.
+NEWEST = ('gapped_st', 'zgr', 'rloo')
+PEERS = ('st_gumbel_softmax', 'gumbel_rao', 'reinmax')
+
+
+def _against_peers(summaries: dict, rows) -> list[str]:
+  """Markdown lines: each finished NEWEST cell minus each finished PEERS cell of its row."""
+  def mean(row, c):
+    return summaries.get((row, c), {}).get('mean')
+
+  lines = []
+  for row in rows:
+    for c in NEWEST:
+      if mean(row, c) is None:
+        continue
+      diffs = [f'{mean(row, c) - mean(row, p):+.1f}' if mean(row, p) is not None else 'missing'
+               for p in PEERS]
+      lines.append(f'| {ROW_NAMES[row]} | {c} | {mean(row, c):.1f} | ' + ' | '.join(diffs) + ' |')
+  if not lines:
+    return []
+  return ['', 'The newest estimators against their peers: the cell, and it minus each peer\'s '
+          'cell of the row (nats; negative: better than the peer).', '',
+          '| model | estimator | ours | ' + ' | '.join(f'minus {p}' for p in PEERS) + ' |',
+          '|---|---|---|' + '---|' * len(PEERS)] + lines
+
+
 def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
                 wall_seconds: float | None = None) -> str:
   """Writes table1.md and table1.csv; returns the markdown."""
@@ -283,6 +309,7 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
     paper = {c: PAPER[row][PAPER_COLUMNS.index(c)] for c in ours}
     md.append(f'| {ROW_NAMES[row]} | {_ordering(ours)} | {_ordering(paper)} | '
               f'{_spearman(list(ours.values()), list(paper.values())):+.2f} |')
+  md += _against_peers(summaries, rows)
   gaps = [r for r in csv_rows if r['relaxed_final_tau'] is not None and r['mean'] is not None]
   if gaps:
     md += ['', 'Estimators trained on relaxed samples: the relaxed objective they train on, at '

@@ -152,3 +152,13 @@ def test_queue_order_puts_slow_or_cheap_cells_first(tmp_path):
 def test_a_bad_override_names_the_key_and_the_cell(tmp_path):
   with pytest.raises(ValueError, match=r'vae_cat st.*no_such_field'):
     table.cell_members('tiny', ['vae_cat'], ['st'], str(tmp_path), {'model.no_such_field': 1})
+
+
+def test_newest_estimators_are_set_against_their_peers():
+  summaries = {('vae_bern', 'zgr'): {'mean': 108.0}, ('vae_bern', 'st_gumbel_softmax'): {'mean': 109.5},
+               ('vae_bern', 'reinmax'): {'mean': 107.25}, ('vae_cat', 'gumbel_rao'): {'mean': 1.0}}
+  lines = table._against_peers(summaries, ['vae_bern', 'vae_cat'])
+  assert lines[3] == ('| model | estimator | ours | minus st_gumbel_softmax | minus gumbel_rao | '
+                      'minus reinmax |')
+  assert lines[5:] == ['| VAE (Bern.) | zgr | 108.0 | -1.5 | missing | +0.8 |']
+  assert table._against_peers({('vae_bern', 'reinmax'): {'mean': 1.0}}, ['vae_bern']) == []
