@@ -113,6 +113,13 @@ EXPERIMENTS = {
     'sbn_bern_muprop_200k': _budget('sbn_bern', 'muprop'),
     # DARN beats the paper in VAE (Bern.): the prior, and [GS]'s variance normalization.
     'vae_bern_darn_uniform': _uniform('vae_bern', 'darn'),
+    # Annealed ST in SBN (Cat.): the other named slope schedule, a = 1/tau with tau annealed
+    # from 1 to 0.5 over 69,000 steps (the slope ends at 2, not Chung's 5).
+    'sbn_cat_annealed_st_inverse_temperature': Experiment(
+        'sbn_cat', 'annealed_st', 'slope schedule 1/tau (1 to 2), not Chung\'s (1 to 5)',
+        {'optimizer.learning_rate': 1e-3, 'estimator.slope.schedule': 'inverse_temperature',
+         'temperature.schedule': 'exponential', 'temperature.interval': 1000,
+         'temperature.rate': 1e-5}),
     'vae_bern_darn_unnormalized': Experiment(
         'vae_bern', 'darn', 'no variance normalization of the learning signal',
         {**_LR, 'estimator.hparams.normalize': False}),
