@@ -120,6 +120,13 @@ EXPERIMENTS = {
         {'optimizer.learning_rate': 1e-3, 'estimator.slope.schedule': 'inverse_temperature',
          'temperature.schedule': 'exponential', 'temperature.interval': 1000,
          'temperature.rate': 1e-5}),
+    # DARN VAE (Cat.) beats the paper by 12.6: MuProp's other fixed points for categorical units.
+    'vae_cat_darn_center_uniform': Experiment(
+        'vae_cat', 'darn', 'x-bar = 1/K for categorical units, not 1/2',
+        {**_LR, 'estimator.hparams.center': 'uniform'}),
+    'vae_cat_darn_center_mean': Experiment(
+        'vae_cat', 'darn', 'x-bar = the mean (the probabilities) for categorical units, not 1/2',
+        {**_LR, 'estimator.hparams.center': 'mean'}),
     'vae_bern_darn_unnormalized': Experiment(
         'vae_bern', 'darn', 'no variance normalization of the learning signal',
         {**_LR, 'estimator.hparams.normalize': False}),
