@@ -232,7 +232,11 @@ def _against_peers(summaries: dict, rows) -> list[str]:
         continue
       diffs = [f'{mean(row, c) - mean(row, p):+.1f}' if mean(row, p) is not None else 'missing'
                for p in PEERS]
-      lines.append(f'| {ROW_NAMES[row]} | {c} | {mean(row, c):.1f} | ' + ' | '.join(diffs) + ' |')
+      s = summaries[(row, c)]
+      partial = (f' [{s["runs"] - len(s["missing"])} of {s["runs"]} runs]'
+                 if s.get('missing') else '')  # Chosen among the finished runs only.
+      lines.append(f'| {ROW_NAMES[row]} | {c} | {mean(row, c):.1f}{partial} | '
+                   + ' | '.join(diffs) + ' |')
   if not lines:
     return []
   return ['', 'The newest estimators against their peers: the cell, and it minus each peer\'s '

@@ -162,3 +162,6 @@ def test_newest_estimators_are_set_against_their_peers():
                       'minus reinmax |')
   assert lines[5:] == ['| VAE (Bern.) | zgr | 108.0 | -1.5 | missing | +0.8 |']
   assert table._against_peers({('vae_bern', 'reinmax'): {'mean': 1.0}}, ['vae_bern']) == []
+  partial = {('vae_cat', 'rloo'): {'mean': 2.0, 'runs': 8, 'missing': ['a'] * 6}}
+  assert table._against_peers(partial, ['vae_cat'])[-1] == (
+      '| VAE (Cat.) | rloo | 2.0 [2 of 8 runs] | missing | missing | missing |')
