@@ -220,6 +220,13 @@ NEWEST = ('gapped_st', 'zgr', 'rloo')
 PEERS = ('st_gumbel_softmax', 'gumbel_rao', 'reinmax')
 
 
+def _partial_runs(summary: dict) -> str:
+  """' [k of n runs]' for a cell chosen among its finished runs only, else ''."""
+  if not summary.get('missing'):
+    return ''
+  return f' [{summary["runs"] - len(summary["missing"])} of {summary["runs"]} runs]'
+
+
 def _against_peers(summaries: dict, rows) -> list[str]:
   """Markdown lines: each finished NEWEST cell minus each finished PEERS cell of its row."""
   def mean(row, c):
@@ -228,14 +235,12 @@ def _against_peers(summaries: dict, rows) -> list[str]:
   lines = []
   for row in rows:
     for c in NEWEST:
-      if mean(row, c) is None:
+      ours = mean(row, c)
+      if ours is None:
         continue
-      diffs = [f'{mean(row, c) - mean(row, p):+.1f}' if mean(row, p) is not None else 'missing'
+      diffs = [f'{ours - mean(row, p):+.1f}' if mean(row, p) is not None else 'missing'
                for p in PEERS]
-      s = summaries[(row, c)]
-      partial = (f' [{s["runs"] - len(s["missing"])} of {s["runs"]} runs]'
-                 if s.get('missing') else '')  # Chosen among the finished runs only.
-      lines.append(f'| {ROW_NAMES[row]} | {c} | {mean(row, c):.1f}{partial} | '
+      lines.append(f'| {ROW_NAMES[row]} | {c} | {ours:.1f}{_partial_runs(summaries[(row, c)])} | '
                    + ' | '.join(diffs) + ' |')
   if not lines:
     return []
@@ -264,9 +269,7 @@ def write_table(cells: dict, rows, estimators, workdir: str, preset: str,
         text = 'missing' if s['missing'] else 'diverged'
       else:
         spread = '' if math.isnan(s['std']) else f' ± {s["std"]:.1f}'
-        text = f'{s["mean"]:.1f}{spread}'
-        if s['missing']:  # Chosen among the finished runs only: say so.
-          text += f' [{s["runs"] - len(s["missing"])} of {s["runs"]} runs]'
+        text = f'{s["mean"]:.1f}{spread}{_partial_runs(s)}'
       if paper is not None:
         text += (f' ({paper}, {s["mean"] - paper:+.1f})' if s is not None and 'mean' in s
                  else f' ({paper})')
