@@ -137,6 +137,12 @@ EXPERIMENTS = {
     'vae_cat_muprop_scale_correction': Experiment(
         'vae_cat', 'muprop', 'normalization divides the correction term too (earlier reading)',
         {**_LR, 'estimator.hparams.scale_correction': True}),
+    # With that flag VAE (Cat.) is still 5.2 behind; the earlier form's other difference, the
+    # uniform prior, on top of it (one change from the run above).
+    'vae_cat_muprop_scale_correction_uniform': Experiment(
+        'vae_cat', 'muprop',
+        'correction term divided too and the uniform prior (the earlier form\'s two differences)',
+        {**_LR, 'estimator.hparams.scale_correction': True, 'model.prior': 'uniform'}),
 }
 
 
