@@ -157,6 +157,21 @@ class KindOps:
     return f'KIND_OPS[{self.name!r}]'
 
 
+def _log1mexp(x: Array) -> Array:
+  """log(1 - exp(x)) for x < 0, accurate at both ends (Maechler 2012).
+
+  log1p(-exp(x)) rounds exp(x) to 1 for x within about 6e-8 of 0 (a unit
+  with |logit| > 16.6 and a uniform that small): -inf there, and NaN
+  gradients after it; log(-expm1(x)) is exact there. Each branch's input is
+  clamped to its own range so that the branch not taken has a finite
+  gradient too.
+  """
+  cut = -np.log(2.0)
+  below_zero = -jnp.finfo(x.dtype).tiny  # x = 0 would give log(0).
+  return jnp.where(x > cut, jnp.log(-jnp.expm1(jnp.minimum(x, below_zero))),
+                   jnp.log1p(-jnp.exp(jnp.minimum(x, cut))))
+
+
 class BernoulliOps(KindOps):
   """D independent Bernoulli units: logits `[batch, D]`, samples in {0, 1}."""
   name = 'bernoulli'
@@ -191,7 +206,7 @@ class BernoulliOps(KindOps):
     log_1mtheta = jax.nn.log_sigmoid(-logits)
     # b = 1: 1 - u~ = theta (1 - v); b = 0: u~ = (1 - theta) v.
     log_small = jnp.where(b > 0.5, log_theta + log_1mv, log_1mtheta + log_v)
-    log_large = jnp.log1p(-jnp.exp(log_small))
+    log_large = _log1mexp(log_small)
     logit_u = jnp.where(b > 0.5, log_large - log_small, log_small - log_large)
     return logits + logit_u
 
