@@ -160,9 +160,10 @@ class KindOps:
 def _log1mexp(x: Array) -> Array:
   """log(1 - exp(x)) for x < 0, accurate at both ends (Maechler 2012).
 
-  log1p(-exp(x)) rounds exp(x) to 1 for x within about 6e-8 of 0 (a unit
-  with |logit| > 16.6 and a uniform that small): -inf there, and NaN
-  gradients after it; log(-expm1(x)) is exact there. Each branch's input is
+  log1p(-exp(x)) rounds exp(x) to 1 for x within about 3e-8 of 0 (in the
+  conditional noise: a unit with logit above about 17 drawing the smallest
+  float32 uniform, 2^-23 a draw): -inf there, and NaN gradients after it;
+  log(-expm1(x)) is exact there. Each branch's input is
   clamped to its own range so that the branch not taken has a finite
   gradient too.
   """

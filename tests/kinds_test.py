@@ -70,8 +70,8 @@ def _conditional_reference(logits, b, v):
 
 
 def test_bernoulli_conditional_noise_is_accurate_and_finite_for_confident_units():
-  """Against float64: a confident unit (|logit| > 16.6) and a uniform within
-  6e-8 of its end used to round 1 - theta (1 - v) to 0 (z~ = -inf, NaN
+  """Against float64: a confident unit (logit above about 17) and the smallest
+  uniform used to round 1 - theta (1 - v) to 0 (z~ = -inf, NaN
   gradients: REBAR's VAE (Bern.) run at lr 3e-3 diverged so). z~ must keep
   the sample's side (z~ > 0 iff b = 1) and match float64 to float32's
   resolution at the logit (4 eps max(1, |logit|), rtol 1e-5), and d z~ / d logit
