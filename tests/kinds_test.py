@@ -92,7 +92,7 @@ def test_bernoulli_conditional_noise_is_accurate_and_finite_for_confident_units(
       assert not bad.any(), (sign, b, l[bad], v[bad], z[bad], ref[bad])
       clear = np.abs(ref) > resolution
       assert ((z[clear] > 0) == (b > 0.5)).all(), (sign, b)
-      grad = jax.vmap(jax.grad(lambda a, b_, v_: ops.conditional_perturb(a, b_, v_)))(
+      grad = jax.vmap(jax.grad(ops.conditional_perturb))(
           jnp.asarray(l), jnp.asarray(bb), jnp.asarray(v))
       assert np.isfinite(np.asarray(grad)).all(), (sign, b)
       # Through a relaxation at a small temperature too (REBAR's control variate).
