@@ -205,9 +205,8 @@ def darn(key, logits, f, state, *, kind, decay=0.9, normalize=True, center='half
   common.check_logits('darn', logits, kind)
   ops = common.KIND_OPS[kind]
   b = ops.sample(key, logits)
-  fb = f(b)
-  value, vjp = jax.vjp(f, b)
-  (grad_b,) = vjp(jnp.ones_like(value))  # f'(x) at the sample.
+  fb, vjp = jax.vjp(f, b)  # One evaluation of f: its value and f'(x) at the sample.
+  (grad_b,) = vjp(jnp.ones_like(fb))
   grad_b = jax.lax.stop_gradient(grad_b)
   point = _darn_center(ops, logits, center)
   signal = jax.lax.stop_gradient(_per_variable(ops, grad_b * (b - point)))  # [batch, D]
