@@ -226,6 +226,19 @@ def test_value_only_call_costs_what_the_value_needs(name, kind):
   assert needed * 0.99 < ratio < needed + 0.1, ratio
 
 
+def _gradient_step(name, kind, problem):
+  """(key, logits, params, state) -> (grads of the mean surrogate, (surrogate, new state))."""
+  estimator = ESTIMATORS[name]
+
+  def step(key, logits, params, state):
+    def loss(logits, params):
+      s, _, new_state = estimator.apply(key, logits, problem.f(params), state, kind=kind,
+                                        **et.HPARAMS.get(name, {}))
+      return jnp.mean(s), (s, new_state)
+    return jax.grad(loss, argnums=(0, 1), has_aux=True)(logits, params)
+  return step
+
+
 @pytest.mark.parametrize('name', list(ESTIMATORS))
 def test_jit_shapes_and_finite(name):
   """Jitted gradient steps: [batch] surrogate, finite grads, one trace.
@@ -235,20 +248,10 @@ def test_jit_shapes_and_finite(name):
   """
   kind = ESTIMATORS[name].kinds[-1]
   problem = et.problem(kind)
-  estimator = ESTIMATORS[name]
-  state = estimator.init(jax.random.key(0), problem.logits, kind=kind)
-
+  state = ESTIMATORS[name].init(jax.random.key(0), problem.logits, kind=kind)
   chex.clear_trace_counter()
-
-  @functools.partial(jax.jit, compiler_options=diagnostics.FAST_COMPILE)
-  @chex.assert_max_traces(n=1)
-  def step(key, logits, params, state):
-    def loss(logits, params):
-      s, aux, new_state = estimator.apply(key, logits, problem.f(params), state,
-                                          kind=kind, **et.HPARAMS.get(name, {}))
-      return jnp.mean(s), (s, new_state)
-    return jax.grad(loss, argnums=(0, 1), has_aux=True)(logits, params)
-
+  step = functools.partial(jax.jit, compiler_options=diagnostics.FAST_COMPILE)(
+      chex.assert_max_traces(_gradient_step(name, kind, problem), n=1))
   for i in range(2):
     grads, (s, new_state) = step(jax.random.key(i), problem.logits,
                                  problem.params, state)
@@ -266,17 +269,8 @@ def test_extreme_logits_give_finite_estimates(name, kind):
   problem = et.problem(kind)
   extremes = jnp.asarray([1e4, -1e4, 30.0, -30.0, 17.0, -17.0, 0.5, -2.0])
   logits = jnp.resize(extremes, problem.logits.size).reshape(problem.logits.shape)
-  estimator = ESTIMATORS[name]
-  state = estimator.init(jax.random.key(0), logits, kind=kind)
-
-  @jax.jit
-  def step(key, logits, params, state):
-    def loss(logits, params):
-      s, _, new_state = estimator.apply(key, logits, problem.f(params), state, kind=kind,
-                                        **et.HPARAMS.get(name, {}))
-      return jnp.mean(s), (s, new_state)
-    return jax.grad(loss, argnums=(0, 1), has_aux=True)(logits, params)
-
+  state = ESTIMATORS[name].init(jax.random.key(0), logits, kind=kind)
+  step = jax.jit(_gradient_step(name, kind, problem))
   for i in range(3):
     grads, (s, state) = step(jax.random.key(i), logits, problem.params, state)
     chex.assert_tree_all_finite((grads, s, state))
