@@ -135,6 +135,10 @@ def get_config(arg=None):
   # cpu presets choose on validation between them.
   config.estimator.slope = ml_collections.ConfigDict(
       {'schedule': 'chung', 'rate': 0.04, 'max': 5.0})  # rate per epoch.
+  if task == 'sbn' and declared.from_samples is not None:
+    # vimco, rloo in the SBN: 'joint', S samples of the path (h1, h2) as their
+    # papers draw them, or 'nested', each layer its own estimator (S^2 paths).
+    config.estimator.paths = 'joint'
 
   # Temperature of every estimator whose `apply` takes one (gumbel_softmax,
   # st_gumbel_softmax, gumbel_rao, reinmax, gapped_st): fixed at 1 for the SBNs;
@@ -162,7 +166,7 @@ def get_config(arg=None):
 
   overrides = dict(_PRESET_OVERRIDES.get(args['preset'], {}))
   if args['preset'] == 'small' and 'num_samples' in declared.hparams:
-    overrides['estimator.hparams.num_samples'] = 2  # vimco, rloo nested in the SBNs: S^2 f's.
+    overrides['estimator.hparams.num_samples'] = 2  # vimco, rloo.
   if args['preset'] == 'tiny':
     overrides['model.num_vars'] = 6 if latent == 'bernoulli' else 3
   config.update_from_flattened_dict(overrides)

@@ -112,6 +112,14 @@ def check_config(config: ml_collections.ConfigDict):
   if config.estimator.slope.schedule not in SLOPE_SCHEDULES:
     raise ValueError(f'Unknown estimator.slope.schedule={config.estimator.slope.schedule!r}; '
                      f'allowed: {SLOPE_SCHEDULES}.')
+  paths = config.estimator.get('paths')
+  if paths is not None:
+    if paths not in PATHS:
+      raise ValueError(f'Unknown estimator.paths={paths!r}; allowed: {PATHS}.')
+    if estimator.from_samples is None:
+      multi = tuple(n for n, e in gumbel.ESTIMATORS.items() if e.from_samples is not None)
+      raise ValueError(f'estimator.paths={paths!r} is for the multi-sample estimators {multi}; '
+                       f'{config.estimator.name!r} samples each layer once (remove the field).')
   if m.latent not in estimator.kinds:
     raise ValueError(
         f'estimator.name={config.estimator.name!r} does not support model.latent={m.latent!r}; '
@@ -179,6 +187,13 @@ def learning_signal(config) -> str:
 
 
 SLOPE_SCHEDULES = ('chung', 'inverse_temperature')
+# How the SBN's multi-sample estimators (vimco, rloo) sample its two layers:
+# 'joint', S samples of the path (h1, h2), each layer's score term with the
+# path's signal (as [VIMCO] and [RLOO] draw S samples of all the latents);
+# 'nested', one estimator a layer, each of layer 1's S samples carrying its
+# own S samples of layer 2 (S^2 paths; for vimco the nested bound
+# log mean_i exp log mean_j p(x_l | h2_ij)).
+PATHS = ('joint', 'nested')
 
 
 def slope_schedule(config, num_train: int) -> Callable:
@@ -239,12 +254,27 @@ def sbn_surrogate(params, states, x, key, *, config, nets, layers, hparams):
   def logits2(h1):
     return layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
 
+  logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
+  if config.estimator.get('paths') == 'joint':
+    # S samples of the path (h1, h2) ~ q(h1 | x_u) p(h2 | h1), each with f =
+    # log p(x_l | h2) and log q of the whole path (both layers' terms).
+    def path(k):
+      k_h1, k_h2 = jax.random.split(k)
+      h1 = layers[0].sample(k_h1, logits1)
+      l2 = logits2(h1)
+      h2 = layers[1].sample(k_h2, l2)
+      return log_likelihood(h2), layers[0].log_prob(logits1, h1) + layers[1].log_prob(l2, h2)
+
+    num_samples = hparams.get('num_samples', estimator.hparams['num_samples'].default)
+    fs, log_probs = jax.vmap(path)(jax.random.split(k1, num_samples))  # [S, B]
+    s, aux = estimator.from_samples(fs, log_probs)
+    return s, states, aux
+
   def f1(h1):  # Layer 2 sampled with its estimator: its surrogate is f of layer 1.
     s2, _, _ = estimator.apply(k2, logits2(h1), log_likelihood, states['layer2'],
                                kind=kind, **hparams)
     return s2
 
-  logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
   s1, aux, state1 = estimator.apply(k1, logits1, f1, states['layer1'], kind=kind, **hparams)
   # Layer 2's estimator state learns from an exact sample of layer 1.
   h1 = layers[0].sample(k_state1, logits1)

@@ -122,15 +122,21 @@ def test_vae_bounds_match_exact_enumeration(model):
   assert float(jnp.mean(elbo_estimates)) == pytest.approx(float(neg_elbo), abs=1.0)
 
 
-@pytest.mark.parametrize('name', ['sf', 'rebar', 'arm'])
-def test_nested_two_layer_gradient_is_unbiased(name):
+@pytest.mark.parametrize('name,paths', [('sf', None), ('rebar', None), ('arm', None),
+                                        ('rloo', 'joint'), ('rloo', 'nested')])
+def test_nested_two_layer_gradient_is_unbiased(name, paths):
   """Statistical: SBN gradients of all parameters within 5 stderr (+1e-3) of exact.
 
   The estimator on layer 1 receives layer 2's estimator (fixed key) inside
   its f; for an unbiased estimator the composed gradient of E[log p(x_l|h2)]
-  is unbiased. 3 Bernoulli units per layer: 64 joint configurations.
+  is unbiased. rloo draws S joint paths (h1, h2) instead ('joint', its
+  default in the SBN), or nests (S^2 paths): both unbiased. 3 Bernoulli units
+  per layer: 64 joint configurations.
   """
   config = _config('sbn_bern', name)
+  assert config.estimator.get('paths') == ('joint' if paths else None)
+  if paths:
+    config.estimator.paths = paths
   config.model.num_vars = 3
   nets, layers, params = _random_params(config, scale=0.5)
   x = _images(2)
@@ -168,6 +174,60 @@ def test_nested_two_layer_gradient_is_unbiased(name):
   mean, stderr = jnp.mean(grads, 0), jnp.std(grads, 0) / np.sqrt(n)
   z = jnp.abs(mean - exact) / jnp.maximum(stderr, 1e-12)
   assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3), float(jnp.max(z))
+
+
+def test_joint_vimco_in_the_sbn_is_unbiased_for_the_joint_multi_sample_bound():
+  """Statistical: vimco's SBN gradient (S = 2 joint paths) within 5 stderr (+1e-3) of exact.
+
+  The objective is [VIMCO]'s bound over S joint samples of the path (h1, h2),
+  E log (1/S) sum_s p(x_l | h2_s), enumerated over the 64 x 64 pairs of paths
+  (3 Bernoulli units per layer); the nested form would estimate another
+  bound, and a path's log-probability without layer 2's term would leave
+  layer 2's gradient zero.
+  """
+  config = _config('sbn_bern', 'vimco')
+  assert config.estimator.paths == 'joint'
+  config.model.num_vars = 3
+  nets, layers, params = _random_params(config, scale=0.5)
+  x = _images(2)
+  x_u, x_l = x[:, :392], x[:, 392:]
+  configs = _bernoulli_configs(3)  # [8, 3]
+
+  def exact_objective(p):
+    logits1 = nets['layer1'].apply(p['layer1'], x_u)
+    log_q1 = jax.vmap(lambda h: layers[0].log_prob(logits1, jnp.broadcast_to(h, (2, 3))))(
+        configs)  # [8 (h1), B]
+    logits2 = nets['layer2'].apply(p['layer2'], configs)  # [8 (h1), 3]
+    log_q2 = jax.vmap(lambda h: layers[1].log_prob(logits2, jnp.broadcast_to(h, (8, 3))))(
+        configs)  # [8 (h2), 8 (h1)]
+    out = nets['output'].apply(p['output'], configs)  # [8 (h2), 392]
+    ll = jax.vmap(lambda o: gumbel.bernoulli_log_likelihood(
+        logits=jnp.broadcast_to(o, x_l.shape), targets=x_l))(out)  # [8 (h2), B]
+    log_path = (log_q1[:, None, :] + log_q2.T[:, :, None]).reshape(64, -1)  # [64 (h1, h2), B]
+    f = jnp.broadcast_to(ll[None], (8, 8, 2)).reshape(64, -1)  # [64, B]
+    bound = jnp.logaddexp(f[:, None], f[None, :]) - jnp.log(2.0)  # [64, 64, B]
+    weight = jnp.exp(log_path[:, None] + log_path[None, :])
+    return jnp.sum(weight * bound)
+
+  flat = lambda tree: jnp.concatenate([v.reshape(-1) for v in jax.tree.leaves(tree)])
+  exact_tree = jax.grad(exact_objective)(params)
+  exact = flat(exact_tree)
+  hparams = {'num_samples': 2}
+
+  def one(key):
+    def surrogate(p):
+      s, _, _ = ec.sbn_surrogate(p, {'layer1': (), 'layer2': ()}, x, key, config=config,
+                                 nets=nets, layers=layers, hparams=hparams)
+      return jnp.sum(s)
+    return flat(jax.grad(surrogate)(params))
+
+  n = 20_000
+  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(jax.random.key(9), n))  # pylint: disable=protected-access
+  mean, stderr = jnp.mean(grads, 0), jnp.std(grads, 0) / np.sqrt(n)
+  z = jnp.abs(mean - exact) / jnp.maximum(stderr, 1e-12)
+  assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3), float(jnp.max(z))
+  # Layer 2's gradient is large enough that leaving out its score term would fail.
+  assert float(jnp.max(jnp.abs(flat(exact_tree['layer2'])))) > 0.1
 
 
 @pytest.mark.parametrize('model', ['sbn_bern', 'sbn_cat'])
@@ -311,6 +371,15 @@ def test_bad_configs_name_the_value():
   config = _config('vae_cat')
   config.estimator.name = 'reinforce'
   with pytest.raises(ValueError, match='valid names are'):
+    ec.check_config(config)
+  config = _config('sbn_bern', 'vimco')
+  config.estimator.paths = 'both'
+  with pytest.raises(ValueError, match=r"estimator.paths='both'; allowed: \('joint', 'nested'\)"):
+    ec.check_config(config)
+  config = _config('sbn_bern', 'sf')
+  config.estimator.paths = 'joint'
+  with pytest.raises(ValueError, match=r"for the multi-sample estimators \('vimco', 'rloo'\); "
+                     "'sf' samples each layer once"):
     ec.check_config(config)
 
 

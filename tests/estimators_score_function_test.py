@@ -132,3 +132,47 @@ def test_rloo_variance_falls_with_the_number_of_samples(kind):
     assert np.all(np.abs(r['mean'] - r['exact']) <= 5 * r['stderr'] + 1e-3), s
     variance[s] = float(np.sum(r['variance'][:n]))
   assert variance[8] < 0.5 * variance[2], variance
+
+
+@pytest.mark.parametrize('name', ['vimco', 'rloo'])
+@pytest.mark.parametrize('kind', ['bernoulli', 'categorical'])
+def test_from_samples_is_apply_without_the_sampling(name, kind):
+  """`from_samples` on the samples `apply` draws gives apply's value and gradients."""
+  from gumbel import kinds  # pylint: disable=g-import-not-at-top
+  estimator = estimators.ESTIMATORS[name]
+  shape = (4, 3) if kind == 'bernoulli' else (4, 3, 5)
+  logits = jax.random.normal(jax.random.key(0), shape)
+  w = jax.random.normal(jax.random.key(1), shape)
+  f = lambda b, w: jnp.sum(jnp.tanh(w * b).reshape(b.shape[0], -1), -1) - 1.0
+  key, num_samples = jax.random.key(2), 3
+
+  def by_apply(logits, w):
+    return estimator.apply(key, logits, lambda b: f(b, w), (), kind=kind,
+                           num_samples=num_samples)[0].sum()
+
+  def by_samples(logits, w):
+    ops = kinds.KIND_OPS[kind]
+    bs = jax.vmap(lambda k: ops.sample(k, logits))(jax.random.split(key, num_samples))
+    fs = jax.vmap(lambda b: f(b, w))(bs)
+    log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)
+    return estimator.from_samples(fs, log_probs)[0].sum()
+
+  np.testing.assert_allclose(by_samples(logits, w), by_apply(logits, w), rtol=1e-6)
+  for got, want in zip(jax.grad(by_samples, (0, 1))(logits, w),
+                       jax.grad(by_apply, (0, 1))(logits, w)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(want).sum()) > 0
+
+
+@pytest.mark.parametrize('name', ['vimco', 'rloo'])
+def test_from_samples_checks_shapes_and_keeps_nan(name):
+  from_samples = estimators.ESTIMATORS[name].from_samples
+  with pytest.raises(ValueError, match=r'must both be \[S, batch\] with S >= 2'):
+    from_samples(jnp.zeros((1, 4)), jnp.zeros((1, 4)))
+  with pytest.raises(ValueError, match=r'got fs \(2, 4\) and log_probs \(2, 3\)'):
+    from_samples(jnp.zeros((2, 4)), jnp.zeros((2, 3)))
+  log_probs = jnp.zeros((2, 3)).at[1, 0].set(jnp.nan)
+  s, _ = from_samples(jnp.ones((2, 3)), log_probs)
+  assert np.isnan(s[0]) and np.all(np.isfinite(s[1:]))
+  assert all(e.from_samples is None for n, e in estimators.ESTIMATORS.items()
+             if n not in ('vimco', 'rloo'))

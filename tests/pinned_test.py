@@ -58,11 +58,15 @@ def pinned_runs(root: str) -> dict:
   config = vae_config.get_config('tiny')
   config.data.source = 'embedded'
   out['vae_tiny'] = _single(vae.create_task, config, root, 'vae_tiny')
-  for model, name in (('vae_cat', 'gumbel_softmax'), ('vae_bern', 'sf'), ('sbn_bern', 'rebar'),
-                      ('sbn_cat', 'vimco')):
+  for model, name, paths in (('vae_cat', 'gumbel_softmax', None), ('vae_bern', 'sf', None),
+                             ('sbn_bern', 'rebar', None), ('sbn_cat', 'vimco', 'nested'),
+                             ('sbn_cat', 'vimco', 'joint')):
     config = ec_config.get_config(f'model={model},estimator={name},preset=tiny')
-    out[f'{model}_{name}'] = _single(estimator_comparison.create_task, config, root,
-                                     f'{model}_{name}')
+    run = f'{model}_{name}'
+    if paths:  # 'sbn_cat_vimco' was pinned before the joint paths existed: nested.
+      config.estimator.paths = paths
+      run += '_joint' if paths == 'joint' else ''
+    out[run] = _single(estimator_comparison.create_task, config, root, run)
   config = ssl_config.get_config('mode=gumbel,preset=tiny')
   out['ssl_gumbel'] = _single(ssl.create_task, config, root, 'ssl_gumbel')
   # A tiny sweep: 2 seeds x 2 learning rates as one vmapped program.

@@ -56,7 +56,11 @@ range-checked.
 Multi-layer models use one estimator per stochastic layer: the `f` of an upper
 layer samples the lower layers (with their own estimators and a fixed key,
 so that all evaluations of `f` in one call share that noise) and returns the
-rest of the objective.
+rest of the objective. The multi-sample estimators (vimco, rloo) instead draw
+S samples of the whole path, as their papers do: nested, each of S upper
+samples would carry its own S lower ones (S^2 paths, and for vimco another,
+nested bound). Their `from_samples(fs, log_probs)` takes the S paths' f and
+summed log-probabilities that the model drew itself.
 
 Estimators, the layer types they allow, and the module of their family:
 
@@ -128,7 +132,7 @@ References:
 """
 
 import inspect
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -291,6 +295,11 @@ class Estimator(NamedTuple):
     cost: `{kind: rough cost of one apply}` relative to one evaluation of f
       and its gradient (1 where not listed): for ordering work queues, not
       a measurement (`reproduce_table1 --estimate` measures).
+    from_samples: for the multi-sample estimators (vimco, rloo),
+      `from_samples(fs [S, batch], log_probs [S, batch]) -> (surrogate
+      [batch], aux)`: the surrogate from S samples the caller drew, e.g. S
+      paths through several stochastic layers with `log_probs` summed over
+      the layers (what `apply` computes for one layer); None for the others.
   """
   name: str
   init: Callable[..., Any]
@@ -303,6 +312,7 @@ class Estimator(NamedTuple):
   relaxed: bool = False
   family: str = ''
   cost: Mapping[str, float] = {}
+  from_samples: Optional[Callable[..., tuple[Array, dict]]] = None
 
   @property
   def normalizes_signal(self) -> bool:
@@ -372,7 +382,8 @@ def _check_state(name, init, key, logits, kind, state):
 
 
 def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True, *,
-          hparams=None, init_hparams=None, objective='expectation', relaxed=False, cost=None):
+          hparams=None, init_hparams=None, objective='expectation', relaxed=False, cost=None,
+          from_samples=None):
   """An `Estimator` whose `init` and `apply` check their arguments first."""
   hparams = dict(hparams or {})
   init_hparams = dict(init_hparams or {})
@@ -428,7 +439,7 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   return Estimator(name=name, init=checked_init, apply=checked_apply, kinds=kinds,
                    unbiased=unbiased, hparams=hparams, init_hparams=init_hparams,
                    objective=objective, relaxed=relaxed, cost=dict(cost or {}),
-                   family=fn.__module__.rpartition('.')[2])
+                   family=fn.__module__.rpartition('.')[2], from_samples=from_samples)
 
 
 _DECAY = HParam(0.9, 'fraction', 'decay of the running mean and variance of the signal')
@@ -478,7 +489,8 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('disarm', coupled.disarm, kinds=common.BERNOULLI_ONLY),
     _make('vimco', score_function.vimco,
           hparams={'num_samples': HParam(5, 'int>=2', 'samples S per example')},
-          objective='multi_sample_bound', cost={'bernoulli': 3, 'categorical': 3}),
+          objective='multi_sample_bound', cost={'bernoulli': 3, 'categorical': 3},
+          from_samples=score_function.vimco_from_samples),
     _make('gumbel_rao', relaxed.gumbel_rao, unbiased=False,
           hparams={'temperature': _TEMPERATURE,
                    'num_conditional': HParam(10, 'int>=1', 'conditional Gumbel draws '
@@ -496,7 +508,7 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('rloo', score_function.rloo,
           hparams={'num_samples': HParam(4, 'int>=2', 'samples S per example (each baseline '
                                          'is the mean f of the other S - 1)')},
-          cost={'bernoulli': 4, 'categorical': 4}),
+          cost={'bernoulli': 4, 'categorical': 4}, from_samples=score_function.rloo_from_samples),
 ])
 
 

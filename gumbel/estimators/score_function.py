@@ -293,6 +293,52 @@ def vimco(key, logits, f, state, *, kind, num_samples=5):
   keys = jax.random.split(key, num_samples)
   bs = jax.vmap(lambda k: ops.sample(k, logits))(keys)  # [S, batch, ...]
   fs = jax.vmap(f)(bs)  # [S, batch]
+  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
+  surrogate, aux = _vimco_surrogate(fs, log_probs)
+  return surrogate, aux, state
+
+
+def _from_samples(name, surrogate_fn, fs, log_probs):
+  """`surrogate_fn` on checked `[S >= 2, batch]` arrays; NaN where a log_prob is NaN.
+
+  (The score terms are zero in value without reading `log_probs`, so NaN
+  logits would otherwise leave a finite surrogate.)
+  """
+  fs, log_probs = jnp.asarray(fs), jnp.asarray(log_probs)
+  if fs.ndim != 2 or fs.shape != log_probs.shape or fs.shape[0] < 2:
+    raise ValueError(f'{name}: fs and log_probs must both be [S, batch] with S >= 2 samples; '
+                     f'got fs {fs.shape} and log_probs {log_probs.shape}.')
+  surrogate, aux = surrogate_fn(fs, log_probs)
+  nan = jax.lax.stop_gradient(jnp.any(jnp.isnan(log_probs), axis=0))
+  return surrogate + jnp.where(nan, jnp.nan, 0.0).astype(surrogate.dtype), aux
+
+
+def vimco_from_samples(fs, log_probs):
+  """VIMCO's surrogate from S samples that the caller drew: `vimco` without the sampling.
+
+  For a model whose sample is a path through several stochastic layers
+  (h = (h1, h2, ...), drawn layer by layer), where [VIMCO] draws S such paths
+  jointly and every layer's score term gets the path's leave-one-out signal:
+  `log_probs[s]` is the log-probability of the whole path s (the sum over its
+  layers, each differentiable in its own parameters) and `fs[s]` its
+  log-weight. `vimco(key, logits, f, ...)` is this with one layer.
+
+  Args:
+    fs: `[S, batch]` log-weights of the S samples (differentiable in the
+      parameters of f; the samples themselves are not differentiated).
+    log_probs: `[S, batch]` log-probabilities of the S samples.
+
+  Returns:
+    (surrogate L = log (1/S) sum_s exp fs_s [batch], {'signal' [S, batch]}).
+
+  References:
+    [VIMCO] eq. 8-10 (geometric-mean leave-one-out baseline).
+  """
+  return _from_samples('vimco_from_samples', _vimco_surrogate, fs, log_probs)
+
+
+def _vimco_surrogate(fs, log_probs):
+  num_samples = fs.shape[0]
   log_s = math.log(num_samples)
   bound = jax.nn.logsumexp(fs, axis=0) - log_s  # [batch]
   fs_sg = jax.lax.stop_gradient(fs)
@@ -301,9 +347,8 @@ def vimco(key, logits, f, state, *, kind, num_samples=5):
   replaced = jnp.where(eye, others[:, None, :], fs_sg[None, :, :])  # [S, S, b]
   loo = jax.nn.logsumexp(replaced, axis=1) - log_s  # [S, batch]
   signal = jax.lax.stop_gradient(bound)[None, :] - loo  # [S, batch]
-  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
   surrogate = bound + jnp.sum(common.score_term(signal, log_probs), axis=0)
-  return surrogate, {'signal': signal}, state
+  return surrogate, {'signal': signal}
 
 
 def rloo(key, logits, f, state, *, kind, num_samples=4):
@@ -337,9 +382,37 @@ def rloo(key, logits, f, state, *, kind, num_samples=4):
   keys = jax.random.split(key, num_samples)
   bs = jax.vmap(lambda k: ops.sample(k, logits))(keys)  # [S, batch, ...]
   fs = jax.vmap(f)(bs)  # [S, batch]
+  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
+  surrogate, aux = _rloo_surrogate(fs, log_probs)
+  return surrogate, aux, state
+
+
+def rloo_from_samples(fs, log_probs):
+  """RLOO's surrogate from S samples that the caller drew: `rloo` without the sampling.
+
+  As `vimco_from_samples`, for a sample that is a path through several
+  stochastic layers drawn jointly: `log_probs[s]` is the log-probability of
+  the whole path s, `fs[s]` its objective; each path's baseline is the mean f
+  of the other S - 1 paths. `rloo(key, logits, f, ...)` is this with one layer.
+
+  Args:
+    fs: `[S, batch]` objectives of the S samples (differentiable in the
+      parameters of f).
+    log_probs: `[S, batch]` log-probabilities of the S samples.
+
+  Returns:
+    (surrogate mean_s fs_s [batch], {'signal' [S, batch]}).
+
+  References:
+    [RLOO].
+  """
+  return _from_samples('rloo_from_samples', _rloo_surrogate, fs, log_probs)
+
+
+def _rloo_surrogate(fs, log_probs):
+  num_samples = fs.shape[0]
   fs_sg = jax.lax.stop_gradient(fs)
   others = (jnp.sum(fs_sg, axis=0, keepdims=True) - fs_sg) / (num_samples - 1)  # [S, batch]
   signal = (fs_sg - others) / num_samples  # [S, batch]
-  log_probs = jax.vmap(lambda b: ops.log_prob(logits, b))(bs)  # [S, batch]
   surrogate = jnp.mean(fs, axis=0) + jnp.sum(common.score_term(signal, log_probs), axis=0)
-  return surrogate, {'signal': signal}, state
+  return surrogate, {'signal': signal}
