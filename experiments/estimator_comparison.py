@@ -28,7 +28,10 @@ Each stochastic layer gets its own instance of the estimator that
 `config.estimator.name` picks from `gumbel.ESTIMATORS`: the `f` of layer 1
 samples layer 2 with the estimator (one fixed key) and returns its
 surrogate. Layer 2's estimator state (baselines, control variates) is
-updated by a second call on an exact sample of layer 1. Every layer maps its
+updated by a second call on an exact sample of layer 1. The multi-sample
+estimators (vimco, rloo) instead draw S joint samples of the path (h1, h2)
+and give both layers' score terms the path's signal (`estimator.paths`,
+'joint'; 'nested' composes them like the others). Every layer maps its
 input to the next logits with a Dense stack (`config.model.hidden`, empty:
 linear, as the paper's 392-200-200-392 and 784-200-784 networks).
 
