@@ -159,19 +159,27 @@ def test_nested_two_layer_gradient_is_unbiased(name, paths):
         logits=jnp.broadcast_to(o, x_l.shape), targets=x_l))(out)  # [8 (h2), B]
     return jnp.sum(q1 * jnp.einsum('ji,jb->ib', q2, ll))
 
-  flat = lambda tree: jnp.concatenate([v.reshape(-1) for v in jax.tree.leaves(tree)])
-  exact = flat(jax.grad(exact_objective)(params))
+  _assert_sbn_gradient_matches(config, nets, layers, params, states, x, {},
+                                jax.grad(exact_objective)(params), jax.random.key(8))
 
+
+def _flat(tree):
+  return jnp.concatenate([v.reshape(-1) for v in jax.tree.leaves(tree)])
+
+
+def _assert_sbn_gradient_matches(config, nets, layers, params, states, x, hparams, exact, key):
+  """The mean of 2e4 SBN surrogate gradients within 5 stderr (+1e-3) of `exact` (a tree)."""
   def one(key):
     def surrogate(p):
       s, _, _ = ec.sbn_surrogate(p, states, x, key, config=config, nets=nets, layers=layers,
-                                 hparams={})
+                                 hparams=hparams)
       return jnp.sum(s)
-    return flat(jax.grad(surrogate)(params))
+    return _flat(jax.grad(surrogate)(params))
 
   n = 20_000
-  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(jax.random.key(8), n))  # pylint: disable=protected-access
+  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(key, n))  # pylint: disable=protected-access
   mean, stderr = jnp.mean(grads, 0), jnp.std(grads, 0) / np.sqrt(n)
+  exact = _flat(exact)
   z = jnp.abs(mean - exact) / jnp.maximum(stderr, 1e-12)
   assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3), float(jnp.max(z))
 
@@ -209,25 +217,11 @@ def test_joint_vimco_in_the_sbn_is_unbiased_for_the_joint_multi_sample_bound():
     weight = jnp.exp(log_path[:, None] + log_path[None, :])
     return jnp.sum(weight * bound)
 
-  flat = lambda tree: jnp.concatenate([v.reshape(-1) for v in jax.tree.leaves(tree)])
-  exact_tree = jax.grad(exact_objective)(params)
-  exact = flat(exact_tree)
-  hparams = {'num_samples': 2}
-
-  def one(key):
-    def surrogate(p):
-      s, _, _ = ec.sbn_surrogate(p, {'layer1': (), 'layer2': ()}, x, key, config=config,
-                                 nets=nets, layers=layers, hparams=hparams)
-      return jnp.sum(s)
-    return flat(jax.grad(surrogate)(params))
-
-  n = 20_000
-  grads = diagnostics._run_fast(jax.vmap(one), jax.random.split(jax.random.key(9), n))  # pylint: disable=protected-access
-  mean, stderr = jnp.mean(grads, 0), jnp.std(grads, 0) / np.sqrt(n)
-  z = jnp.abs(mean - exact) / jnp.maximum(stderr, 1e-12)
-  assert np.all(np.abs(mean - exact) <= 5 * stderr + 1e-3), float(jnp.max(z))
+  exact = jax.grad(exact_objective)(params)
+  _assert_sbn_gradient_matches(config, nets, layers, params, {'layer1': (), 'layer2': ()}, x,
+                                {'num_samples': 2}, exact, jax.random.key(9))
   # Layer 2's gradient is large enough that leaving out its score term would fail.
-  assert float(jnp.max(jnp.abs(flat(exact_tree['layer2'])))) > 0.1
+  assert float(jnp.max(jnp.abs(_flat(exact['layer2'])))) > 0.1
 
 
 @pytest.mark.parametrize('model', ['sbn_bern', 'sbn_cat'])
