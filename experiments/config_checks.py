@@ -134,6 +134,22 @@ def check_config(config: ml_collections.ConfigDict):
   estimator = config.get('estimator')
   if estimator is not None and 'name' in estimator:
     _check_estimator(estimator)
+  _check_experiment(config)
+
+
+def _check_experiment(config: ml_collections.ConfigDict):
+  """The experiment's own `check_config` (model and schedule choices), as a `ConfigError`."""
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  name = config.get('experiment')
+  if name not in registry.EXPERIMENTS:
+    return  # The caller names the unknown experiment.
+  check = getattr(registry.get_experiment(name), 'check_config', None)
+  if check is None:
+    return
+  try:
+    check(config)
+  except ValueError as e:
+    raise ConfigError(f'config: {e}') from None
 
 
 def _check_estimator(estimator: ml_collections.ConfigDict):

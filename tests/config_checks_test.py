@@ -150,3 +150,19 @@ def test_launcher_refuses_a_finished_run_of_another_config(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   assert 'is finished (result.json); not training it again' in out.stderr
   assert json.load(open(os.path.join(workdir, 'config.json')))['model']['num_classes'] == 3
+
+
+def test_the_experiments_own_checks_are_config_errors():
+  """An experiment's `check_config` (its model and schedule choices) fails as a
+  `ConfigError`, which the command line prints in one line."""
+  from configs import estimator_comparison as ec_config  # pylint: disable=g-import-not-at-top
+  config = ec_config.get_config('model=sbn_bern,estimator=vimco,preset=tiny')
+  config_checks.check_config(config)
+  config.estimator.paths = 'both'
+  with pytest.raises(config_checks.ConfigError,
+                     match=r"^config: Unknown estimator.paths='both'; allowed: \('joint', 'nested'\)"):
+    config_checks.check_config(config)
+  config = ec_config.get_config('model=vae_cat,estimator=annealed_st,preset=tiny')
+  config.estimator.slope.schedule = 'linear'
+  with pytest.raises(config_checks.ConfigError, match="slope.schedule='linear'; allowed"):
+    config_checks.check_config(config)
