@@ -30,7 +30,9 @@ samples layer 2 with the estimator (one fixed key) and returns its
 surrogate. Layer 2's estimator state (baselines, control variates) is
 updated by a second call on an exact sample of layer 1. The multi-sample
 estimators (vimco, rloo) instead draw S joint samples of the path (h1, h2)
-and give both layers' score terms the path's signal (`estimator.paths`,
+and give both layers' score terms the path's signal, and rebar and relax
+take [REBAR]'s multilayer form, one sample of the path with each layer's
+control variate relaxing it from that layer down (`estimator.paths`,
 'joint'; 'nested' composes them like the others). Every layer maps its
 input to the next logits with a Dense stack (`config.model.hidden`, empty:
 linear, as the paper's 392-200-200-392 and 784-200-784 networks).
@@ -38,6 +40,8 @@ linear, as the paper's 392-200-200-392 and 784-200-784 networks).
 References:
   [GS] Jang, Gu, Poole. ICLR 2017, section 4.1-4.2 and Table 1.
   [MUPROP] Gu, Levine, Sutskever, Mnih. ICLR 2016 (the SBN set-up).
+  [REBAR] Tucker, Mnih, Maddison, Lawson, Sohl-Dickstein. NeurIPS 2017
+    (rebar's and relax's multilayer form).
   [SLOPE] Chung, Ahn, Bengio. Hierarchical Multiscale Recurrent Neural
     Networks. ICLR 2017, arXiv:1609.01704 (annealed_st's slope schedule).
 """
@@ -119,10 +123,11 @@ def check_config(config: ml_collections.ConfigDict):
   if paths is not None:
     if paths not in PATHS:
       raise ValueError(f'Unknown estimator.paths={paths!r}; allowed: {PATHS}.')
-    if estimator.from_samples is None:
-      multi = tuple(n for n, e in gumbel.ESTIMATORS.items() if e.from_samples is not None)
-      raise ValueError(f'estimator.paths={paths!r} is for the multi-sample estimators {multi}; '
-                       f'{config.estimator.name!r} samples each layer once (remove the field).')
+    if not has_paths(config.estimator.name):
+      allowed = tuple(n for n in gumbel.ESTIMATORS if has_paths(n))
+      raise ValueError(f'estimator.paths={paths!r} is for the estimators {allowed}; '
+                       f'{config.estimator.name!r} is composed one layer at a time (remove '
+                       'the field).')
   if m.latent not in estimator.kinds:
     raise ValueError(
         f'estimator.name={config.estimator.name!r} does not support model.latent={m.latent!r}; '
@@ -190,13 +195,21 @@ def learning_signal(config) -> str:
 
 
 SLOPE_SCHEDULES = ('chung', 'inverse_temperature')
-# How the SBN's multi-sample estimators (vimco, rloo) sample its two layers:
-# 'joint', S samples of the path (h1, h2), each layer's score term with the
-# path's signal (as [VIMCO] and [RLOO] draw S samples of all the latents);
-# 'nested', one estimator a layer, each of layer 1's S samples carrying its
-# own S samples of layer 2 (S^2 paths; for vimco the nested bound
-# log mean_i exp log mean_j p(x_l | h2_ij)).
+# How the SBN's multi-sample estimators (vimco, rloo) and learned control
+# variates (rebar, relax) treat its two layers. 'joint': vimco and rloo draw
+# S samples of the path (h1, h2), each layer's score term with the path's
+# signal (as [VIMCO] and [RLOO] draw S samples of all the latents); rebar and
+# relax draw one, each layer's control variate relaxing the path from that
+# layer down ([REBAR]'s multilayer form, `Estimator.chain`). 'nested': one
+# estimator a layer, layer 2's inside layer 1's f (for vimco S^2 paths and
+# the nested bound log mean_i exp log mean_j p(x_l | h2_ij)).
 PATHS = ('joint', 'nested')
+
+
+def has_paths(estimator_name: str) -> bool:
+  """Whether `estimator.paths` applies: a from_samples or chain form exists."""
+  estimator = gumbel.get_estimator(estimator_name)
+  return estimator.from_samples is not None or estimator.chain is not None
 
 
 def slope_schedule(config, num_train: int) -> Callable:
@@ -258,6 +271,13 @@ def sbn_surrogate(params, states, x, key, *, config, nets, layers, hparams):
     return layers[1].logits(nets['layer2'].apply(params['layer2'], layers[0].flatten(h1)))
 
   logits1 = layers[0].logits(nets['layer1'].apply(params['layer1'], x_u))
+  if config.estimator.get('paths') == 'joint' and estimator.chain is not None:
+    # rebar, relax: one sample of the path (h1, h2); each layer's control
+    # variate relaxes the path from that layer down ([REBAR]'s multilayer form).
+    s, aux, (state1, state2) = estimator.chain(
+        k1, [lambda _: logits1, logits2], lambda hs: log_likelihood(hs[1]),
+        [states['layer1'], states['layer2']], kind=kind, **hparams)
+    return s, {'layer1': state1, 'layer2': state2}, aux
   if config.estimator.get('paths') == 'joint':
     # S samples of the path (h1, h2) ~ q(h1 | x_u) p(h2 | h1), each with f =
     # log p(x_l | h2) and log q of the whole path (both layers' terms).

@@ -122,7 +122,8 @@ def test_vae_bounds_match_exact_enumeration(model):
   assert float(jnp.mean(elbo_estimates)) == pytest.approx(float(neg_elbo), abs=1.0)
 
 
-@pytest.mark.parametrize('name,paths', [('sf', None), ('rebar', None), ('arm', None),
+@pytest.mark.parametrize('name,paths', [('sf', None), ('arm', None), ('rebar', 'nested'),
+                                        ('rebar', 'joint'), ('relax', 'joint'),
                                         ('rloo', 'joint'), ('rloo', 'nested')])
 def test_nested_two_layer_gradient_is_unbiased(name, paths):
   """Statistical: SBN gradients of all parameters within 5 stderr (+1e-3) of exact.
@@ -130,11 +131,12 @@ def test_nested_two_layer_gradient_is_unbiased(name, paths):
   The estimator on layer 1 receives layer 2's estimator (fixed key) inside
   its f; for an unbiased estimator the composed gradient of E[log p(x_l|h2)]
   is unbiased. rloo draws S joint paths (h1, h2) instead ('joint', its
-  default in the SBN), or nests (S^2 paths): both unbiased. 3 Bernoulli units
-  per layer: 64 joint configurations.
+  default in the SBN), or nests (S^2 paths); rebar and relax take [REBAR]'s
+  multilayer form ('joint', `Estimator.chain`) or nest: all unbiased. 3
+  Bernoulli units per layer: 64 joint configurations.
   """
   config = _config('sbn_bern', name)
-  assert config.estimator.get('paths') == ('joint' if paths else None)
+  assert config.estimator.get('paths') == ('joint' if ec.has_paths(name) else None)
   if paths:
     config.estimator.paths = paths
   config.model.num_vars = 3
@@ -372,8 +374,8 @@ def test_bad_configs_name_the_value():
     ec.check_config(config)
   config = _config('sbn_bern', 'sf')
   config.estimator.paths = 'joint'
-  with pytest.raises(ValueError, match=r"for the multi-sample estimators \('vimco', 'rloo'\); "
-                     "'sf' samples each layer once"):
+  with pytest.raises(ValueError, match=r"for the estimators \('rebar', 'relax', 'vimco', 'rloo'\); "
+                     "'sf' is composed one layer at a time"):
     ec.check_config(config)
 
 

@@ -59,11 +59,11 @@ def pinned_runs(root: str) -> dict:
   config.data.source = 'embedded'
   out['vae_tiny'] = _single(vae.create_task, config, root, 'vae_tiny')
   for model, name, paths in (('vae_cat', 'gumbel_softmax', None), ('vae_bern', 'sf', None),
-                             ('sbn_bern', 'rebar', None), ('sbn_cat', 'vimco', 'nested'),
-                             ('sbn_cat', 'vimco', 'joint')):
+                             ('sbn_bern', 'rebar', 'nested'), ('sbn_bern', 'rebar', 'joint'),
+                             ('sbn_cat', 'vimco', 'nested'), ('sbn_cat', 'vimco', 'joint')):
     config = ec_config.get_config(f'model={model},estimator={name},preset=tiny')
     run = f'{model}_{name}'
-    if paths:  # 'sbn_cat_vimco' was pinned before the joint paths existed: nested.
+    if paths:  # 'sbn_bern_rebar', 'sbn_cat_vimco': pinned before the joint paths existed.
       config.estimator.paths = paths
       run += '_joint' if paths == 'joint' else ''
     out[run] = _single(estimator_comparison.create_task, config, root, run)

@@ -60,7 +60,10 @@ rest of the objective. The multi-sample estimators (vimco, rloo) instead draw
 S samples of the whole path, as their papers do: nested, each of S upper
 samples would carry its own S lower ones (S^2 paths, and for vimco another,
 nested bound). Their `from_samples(fs, log_probs)` takes the S paths' f and
-summed log-probabilities that the model drew itself.
+summed log-probabilities that the model drew itself. rebar and relax take
+[REBAR]'s multilayer form, `chain(key, logits_fns, f, states, *, kind)`: one
+sample of the chain, each layer's control variate relaxing it from that
+layer down (nesting them is unbiased too, but another control variate).
 
 Estimators, the layer types they allow, and the module of their family:
 
@@ -300,6 +303,14 @@ class Estimator(NamedTuple):
       [batch], aux)`: the surrogate from S samples the caller drew, e.g. S
       paths through several stochastic layers with `log_probs` summed over
       the layers (what `apply` computes for one layer); None for the others.
+    chain: for rebar and relax, `chain(key, logits_fns, f, states, *, kind,
+      **hparams) -> (surrogate [batch], aux, new states)`: the estimator on a
+      chain of L stochastic layers as [REBAR]'s reference code does
+      (`control_variates.rebar_chain`): one discrete sample of the chain,
+      each layer's control variate relaxing the chain from that layer down;
+      `logits_fns[l]` maps layer l's sample to layer l+1's logits, `f` the
+      list of samples to `[batch]`, `states` one `init` state a layer. None
+      for the others.
   """
   name: str
   init: Callable[..., Any]
@@ -313,6 +324,7 @@ class Estimator(NamedTuple):
   family: str = ''
   cost: Mapping[str, float] = {}
   from_samples: Optional[Callable[..., tuple[Array, dict]]] = None
+  chain: Optional[Callable[..., tuple[Array, dict, list]]] = None
 
   @property
   def normalizes_signal(self) -> bool:
@@ -383,7 +395,7 @@ def _check_state(name, init, key, logits, kind, state):
 
 def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True, *,
           hparams=None, init_hparams=None, objective='expectation', relaxed=False, cost=None,
-          from_samples=None):
+          from_samples=None, chain=None):
   """An `Estimator` whose `init` and `apply` check their arguments first."""
   hparams = dict(hparams or {})
   init_hparams = dict(init_hparams or {})
@@ -413,6 +425,22 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
     nan_rows = jax.lax.stop_gradient(common.nan_rows(logits))
     return surrogate + nan_rows.astype(surrogate.dtype), aux, new_state
 
+  checked_chain = None
+  if chain is not None:
+
+    def checked_chain(key, logits_fns, f, states, *, kind=None, **given):
+      common.check_kind(name, kind, kinds, _alternatives)
+      values = _resolve(name, hparams, given, 'apply')
+      logits_fns, states = list(logits_fns), list(states)
+      if not logits_fns or len(states) != len(logits_fns):
+        raise ValueError(f'Estimator {name!r}: chain needs one state a layer; got '
+                         f'{len(logits_fns)} logits_fns and {len(states)} states.')
+      return chain(key, logits_fns, f, states, kind=kind, **values)
+
+    checked_chain.__name__ = f'{name}_chain'
+    checked_chain.__qualname__ = checked_chain.__name__
+    checked_chain.__doc__ = chain.__doc__
+
   checked_apply.__name__ = f'{name}_apply'
   checked_apply.__qualname__ = checked_apply.__name__
   checked_apply.__signature__ = _signature(('key', 'logits', 'f', 'state'), hparams)
@@ -439,7 +467,8 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
   return Estimator(name=name, init=checked_init, apply=checked_apply, kinds=kinds,
                    unbiased=unbiased, hparams=hparams, init_hparams=init_hparams,
                    objective=objective, relaxed=relaxed, cost=dict(cost or {}),
-                   family=fn.__module__.rpartition('.')[2], from_samples=from_samples)
+                   family=fn.__module__.rpartition('.')[2], from_samples=from_samples,
+                   chain=checked_chain)
 
 
 _DECAY = HParam(0.9, 'fraction', 'decay of the running mean and variance of the signal')
@@ -479,10 +508,11 @@ ESTIMATORS: Mapping[str, Estimator] = _Registry([
     _make('st_gumbel_softmax', relaxed.st_gumbel_softmax, unbiased=False,
           hparams={'temperature': _TEMPERATURE}),
     _make('rebar', control_variates.rebar, control_variates.rebar_init,
-          hparams=_CV_APPLY, init_hparams=_CV_INIT, cost={'bernoulli': 6, 'categorical': 6}),
+          hparams=_CV_APPLY, init_hparams=_CV_INIT, cost={'bernoulli': 6, 'categorical': 6},
+          chain=control_variates.rebar_chain),
     _make('relax', control_variates.relax, control_variates.relax_init,
           hparams=_CV_APPLY, init_hparams={**_CV_INIT, 'hidden': _HIDDEN},
-          cost={'bernoulli': 6, 'categorical': 6}),
+          cost={'bernoulli': 6, 'categorical': 6}, chain=control_variates.relax_chain),
     # ARSM evaluates f on K (K - 1) / 2 + 1 swapped samples.
     _make('arm', coupled.arm, cost={'categorical': 8}),
     _make('arsm', coupled.arsm, kinds=common.CATEGORICAL_ONLY, cost={'categorical': 8}),
