@@ -209,6 +209,9 @@ def test_chain_bad_input():
   g = lambda hs: f(params, hs)
   with pytest.raises(ValueError, match='one state a layer'):
     estimator.chain(jax.random.key(0), fns, g, [state], kind='bernoulli')
+  with pytest.raises(ValueError, match=r"states\[0\] does not come from ESTIMATORS\['rebar'\]"):
+    estimator.chain(jax.random.key(0), fns, g, {'layer1': state, 'layer2': state},
+                    kind='bernoulli')
   with pytest.raises(ValueError, match='unknown_hparam'):
     estimator.chain(jax.random.key(0), fns, g, [state, state], kind='bernoulli',
                     unknown_hparam=1)
