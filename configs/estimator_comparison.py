@@ -137,9 +137,10 @@ def get_config(arg=None):
       {'schedule': 'chung', 'rate': 0.04, 'max': 5.0})  # rate per epoch.
   if task == 'sbn' and (declared.from_samples is not None or declared.chain is not None):
     # vimco, rloo, rebar, relax in the SBN: 'joint', the path (h1, h2) sampled
-    # as their papers do (S samples for vimco and rloo; for rebar and relax one,
-    # each layer's control variate relaxing it from that layer down), or
-    # 'nested', each layer its own estimator inside layer 1's f.
+    # whole (S samples for vimco and rloo, as their papers draw them; for rebar
+    # and relax one, each layer's control variate relaxing it from that layer
+    # down, as their reference code does), or 'nested', each layer its own
+    # estimator inside layer 1's f.
     config.estimator.paths = 'joint'
 
   # Temperature of every estimator whose `apply` takes one (gumbel_softmax,
