@@ -212,6 +212,9 @@ def test_chain_bad_input():
   with pytest.raises(ValueError, match=r"states\[0\] does not come from ESTIMATORS\['rebar'\]"):
     estimator.chain(jax.random.key(0), fns, g, {'layer1': state, 'layer2': state},
                     kind='bernoulli')
+  relax_state = ESTIMATORS['relax'].init(jax.random.key(5), logits1, kind='bernoulli')
+  with pytest.raises(ValueError, match=r"states\[1\] does not come from ESTIMATORS\['rebar'\]"):
+    estimator.chain(jax.random.key(0), fns, g, [state, relax_state], kind='bernoulli')
   with pytest.raises(ValueError, match='unknown_hparam'):
     estimator.chain(jax.random.key(0), fns, g, [state, state], kind='bernoulli',
                     unknown_hparam=1)

@@ -435,11 +435,16 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
       if not logits_fns or len(states) != len(logits_fns):
         raise ValueError(f'Estimator {name!r}: chain needs one state a layer; got '
                          f'{len(logits_fns)} logits_fns and {len(states)} states.')
+      # The structure of an init state (it does not depend on the layer's shape).
+      example = jnp.zeros((1,) + (2,) * (common.KIND_OPS[kind].rank - 1))
+      expected = jax.tree.structure(jax.eval_shape(
+          lambda k: init(k, example, kind=kind), key))
       for i, state in enumerate(states):
-        if not (isinstance(state, Mapping) and set(state) == {'params', 'opt_state'}):
+        if jax.tree.structure(state) != expected:
           raise ValueError(
               f'Estimator {name!r}: states[{i}] does not come from ESTIMATORS[{name!r}].init '
-              f'(got {type(state).__name__}); pass a list, one init state a layer.')
+              f'(expected the structure {expected}, got {jax.tree.structure(state)}); pass a '
+              'list, one init state a layer.')
       return chain(key, logits_fns, f, states, kind=kind, **values)
 
     checked_chain.__name__ = f'{name}_chain'
