@@ -68,6 +68,13 @@ def _rebar_terms(logits, params, u, v, fb, f_cv, kind):
   return common.score_term(signal, log_q) + common.zero(c_z - c_zt)
 
 
+def _adam_step(state, grads, learning_rate):
+  """One Adam step of a control variate's parameters on its variance objective."""
+  params = state['params']
+  updates, opt_state = optax.adam(learning_rate).update(grads, state['opt_state'], params)
+  return {'params': optax.apply_updates(params, updates), 'opt_state': opt_state}
+
+
 def _rebar_apply(name, key, logits, f, state, *, kind, cv_learning_rate):
   common.check_logits(name, logits, kind)
   key_u, key_v = jax.random.split(key)
@@ -85,9 +92,7 @@ def _rebar_apply(name, key, logits, f, state, *, kind, cv_learning_rate):
     return jnp.sum(grad**2) / logits.shape[0]
 
   var_obj, cv_grads = jax.value_and_grad(variance_objective)(params)
-  updates, opt_state = optax.adam(cv_learning_rate).update(
-      cv_grads, state['opt_state'], params)
-  new_state = {'params': optax.apply_updates(params, updates), 'opt_state': opt_state}
+  new_state = _adam_step(state, cv_grads, cv_learning_rate)
   aux = {'variance_objective': var_obj, 'cv_grads': cv_grads,
          'temperature': jnp.exp(params['log_temperature']), 'eta': params['eta']}
   return surrogate, aux, new_state
@@ -225,10 +230,7 @@ def _chain_apply(name, key, logits_fns, f, states, *, kind, cv_learning_rate):
     return sum(jnp.sum(g**2) for g in grads) / batch
 
   var_obj, cv_grads = jax.value_and_grad(variance_objective)(params)
-  new_states = []
-  for state, p, g in zip(states, params, cv_grads):
-    updates, opt_state = optax.adam(cv_learning_rate).update(g, state['opt_state'], p)
-    new_states.append({'params': optax.apply_updates(p, updates), 'opt_state': opt_state})
+  new_states = [_adam_step(state, g, cv_learning_rate) for state, g in zip(states, cv_grads)]
   aux = {'variance_objective': var_obj, 'cv_grads': cv_grads,
          'temperature': jnp.stack([jnp.exp(p['log_temperature']) for p in params]),
          'eta': jnp.stack([p['eta'] for p in params])}
