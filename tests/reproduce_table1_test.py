@@ -53,6 +53,13 @@ def test_table_picks_on_validation_and_marks_unsupported_cells(finished):
     assert float(r['learning_rate']) == best
 
 
+def test_spearman_gives_tied_values_their_mean_rank():
+  # Ranks (1, 2, 3) against (1.5, 1.5, 3): r = 1.5 / sqrt(2 * 1.5). Ordinal ranks would break
+  # the tie by position and give 1 or 0.5.
+  assert table._spearman([1.0, 2.0, 3.0], [5.0, 5.0, 7.0]) == pytest.approx(0.75 ** 0.5)
+  assert table._spearman([1.0, 2.0, 3.0], [3.0, 2.0, 1.0]) == pytest.approx(-1.0)
+
+
 def test_missing_members_are_named(finished, tmp_path):
   workdir, rows, estimators, _ = finished
   copy = str(tmp_path / 'copy')
