@@ -379,18 +379,24 @@ class _Registry(Mapping):
     return f'ESTIMATORS({", ".join(self._estimators)})'
 
 
-def _check_state(name, init, key, logits, kind, state):
-  """Raises `ValueError` unless `state` has the structure `init` gives."""
+def _check_state(name, init, key, logits, kind, states, where=None, advice=None):
+  """Raises `ValueError` unless each of `states` has the structure `init` gives.
+
+  `where(i)` names state i in the message (default: 'the state'), `advice` says
+  what to pass (default: how to make it with `init`).
+  """
   try:
-    expected = jax.eval_shape(lambda k, l: init(k, l, kind=kind), key, logits)
+    expected = jax.tree.structure(
+        jax.eval_shape(lambda k, l: init(k, l, kind=kind), key, logits))
   except (TypeError, ValueError):
     return  # A key or logits that init cannot take fail later, with their own error.
-  if jax.tree.structure(expected) != jax.tree.structure(state):
-    raise ValueError(
-        f'Estimator {name!r}: the state does not come from ESTIMATORS[{name!r}].init '
-        f'(expected the structure {jax.tree.structure(expected)}, got '
-        f'{jax.tree.structure(state)}). Make it with '
-        f'state = ESTIMATORS[{name!r}].init(key, logits, kind=...).')
+  for i, state in enumerate(states):
+    if jax.tree.structure(state) != expected:
+      raise ValueError(
+          f'Estimator {name!r}: {where(i) if where else "the state"} does not come from '
+          f'ESTIMATORS[{name!r}].init (expected the structure {expected}, got '
+          f'{jax.tree.structure(state)}). ' + (advice or (
+              f'Make it with state = ESTIMATORS[{name!r}].init(key, logits, kind=...).')))
 
 
 def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True, *,
@@ -413,7 +419,7 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
     logits = jnp.asarray(logits)
     common.check_logits(name, logits, kind, kinds)
     values = _resolve(name, hparams, given, 'apply')
-    _check_state(name, init, key, logits, kind, state)
+    _check_state(name, init, key, logits, kind, [state])
     f = common.check_objective(name, f, logits.shape[0])
     # NaN logits give a NaN value and gradient, never finite numbers
     # (`propagate_nan`, `nan_rows`). For finite logits the gradient path is
@@ -435,16 +441,10 @@ def _make(name, fn, init=common.stateless_init, kinds=common.BOTH, unbiased=True
       if not logits_fns or len(states) != len(logits_fns):
         raise ValueError(f'Estimator {name!r}: chain needs one state a layer; got '
                          f'{len(logits_fns)} logits_fns and {len(states)} states.')
-      # The structure of an init state (it does not depend on the layer's shape).
+      # An init state's structure does not depend on the layer's shape: any logits do.
       example = jnp.zeros((1,) + (2,) * (common.KIND_OPS[kind].rank - 1))
-      expected = jax.tree.structure(jax.eval_shape(
-          lambda k: init(k, example, kind=kind), key))
-      for i, state in enumerate(states):
-        if jax.tree.structure(state) != expected:
-          raise ValueError(
-              f'Estimator {name!r}: states[{i}] does not come from ESTIMATORS[{name!r}].init '
-              f'(expected the structure {expected}, got {jax.tree.structure(state)}); pass a '
-              'list, one init state a layer.')
+      _check_state(name, init, key, example, kind, states, where=lambda i: f'states[{i}]',
+                   advice='Pass a list, one init state a layer.')
       return chain(key, logits_fns, f, states, kind=kind, **values)
 
     checked_chain.__name__ = f'{name}_chain'
